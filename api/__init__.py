@@ -1,0 +1,1 @@
+"""Penguin species inference service: model artefact, FastAPI app, metrics and traces."""

@@ -1,0 +1,23 @@
+"""GET /metrics: Prometheus text, or OpenMetrics (with exemplars) when the scraper asks."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI, Request
+from prometheus_client.exposition import choose_encoder
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+router = APIRouter(tags=["metrics"])
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    encode, content_type = choose_encoder(request.headers.get("accept", ""))
+    # Collecting reads /proc and the cgroup files: keep that off the event loop.
+    body = await run_in_threadpool(encode, request.app.state.metrics.registry)
+    return Response(body, media_type=content_type)
+
+
+def add_routes(app: FastAPI) -> None:
+    """Registered on the app itself, like every route here (see api/routes/predict.py)."""
+    app.router.routes.extend(router.routes)

@@ -1,0 +1,114 @@
+"""Settings of the inference service, from environment variables (documented in README)."""
+
+from __future__ import annotations
+
+import socket
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from api.resources import parse_cpus, parse_memory
+
+
+class ApiSettings(BaseSettings):
+    """Every knob of one replica. Variables carry the `API_` prefix unless noted."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="API_", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    # Where `make train` wrote model.joblib, model.onnx and metadata.json.
+    model_dir: Path = Path("model")
+    # `onnx`: the forest compiled for serving (fast); `sklearn`: the fitted joblib pipeline,
+    # the source of truth and the fallback.
+    engine: Literal["onnx", "sklearn"] = "onnx"
+    # Micro-batching of concurrent requests: `auto` batches the sklearn engine (one call
+    # costs milliseconds whatever the row count) and runs ONNX inline (microseconds).
+    batching: Literal["auto", "on", "off"] = "auto"
+    # Upper bound of rows merged into one model call.
+    batch_max_rows: int = Field(default=512, ge=1, le=65536)
+    # Extra wait for more rows once a batch has started; 0 never waits (no idle delay).
+    batch_max_wait_ms: float = Field(default=0.0, ge=0, le=1000)
+    # Instances accepted by POST /predict/batch.
+    max_batch_items: int = Field(default=256, ge=1, le=10000)
+    # Request bodies above this size get 413.
+    max_body_bytes: int = Field(default=262_144, ge=1024)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8001, ge=0, le=65535)
+    # Longer than Traefik's idle timeout toward the replicas (60 s), so the proxy always
+    # closes an idle connection first and never sends on one the server just closed.
+    keep_alive_seconds: int = Field(default=120, ge=1)
+    # After SIGTERM: /ready answers 503 at once, requests are still served this long so
+    # the load balancer's health check (every 1 s) takes the replica out first.
+    drain_seconds: float = Field(default=3.0, ge=0)
+    # After the drain: in-flight requests get this long to finish before the exit.
+    shutdown_timeout_seconds: float = Field(default=10.0, ge=0)
+    access_log: bool = False
+    # HTTP metrics middleware: the lean subclass (default) or the instrumentator's stock one.
+    lean_http_metrics: bool = True
+    # Tracing middleware on (the sampler decides what is recorded) or off entirely.
+    tracing: bool = True
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
+    # Deployment identity, set by the runtimes: replica name, config label, limits.
+    replica: str = Field(default_factory=socket.gethostname)
+    config: str = "local"
+    cpu_limit: str = ""
+    memory_limit: str = ""
+
+    # Standard OpenTelemetry variables (no API_ prefix). Spans are exported over OTLP/HTTP
+    # only when an endpoint is set; sampling defaults to 1 % of new traces while always
+    # following the caller's decision, so tracing costs little at full load.
+    otlp_endpoint: str = Field(
+        default="",
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"
+        ),
+    )
+    traces_sampler: str = Field(
+        default="parentbased_traceidratio", validation_alias="OTEL_TRACES_SAMPLER"
+    )
+    traces_sampler_arg: float = Field(
+        default=0.01, ge=0, le=1, validation_alias="OTEL_TRACES_SAMPLER_ARG"
+    )
+    service_name: str = Field(default="penguin-api", validation_alias="OTEL_SERVICE_NAME")
+
+    @field_validator("cpu_limit")
+    @classmethod
+    def _cpus_in_docker_syntax(cls, value: str) -> str:
+        parse_cpus(value)
+        return value
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory_in_docker_syntax(cls, value: str) -> str:
+        parse_memory(value)
+        return value
+
+    @field_validator("traces_sampler")
+    @classmethod
+    def _known_sampler(cls, value: str) -> str:
+        known = {
+            "always_on",
+            "always_off",
+            "traceidratio",
+            "parentbased_always_on",
+            "parentbased_always_off",
+            "parentbased_traceidratio",
+        }
+        if value not in known:
+            raise ValueError(f"must be one of {', '.join(sorted(known))}")
+        return value
+
+    @property
+    def uses_batching(self) -> bool:
+        return self.batching == "on" or (self.batching == "auto" and self.engine == "sklearn")
+
+
+@lru_cache
+def get_settings() -> ApiSettings:
+    return ApiSettings()

@@ -1,0 +1,106 @@
+"""SIGTERM to a live replica: readiness fails at once, in-flight work completes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import PENGUIN, PYTHON, REPO, api_env, free_port, stop_process, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def start_replica(model_dir: Path, port: int, drain: float) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [PYTHON, "-m", "api"],
+        cwd=REPO,
+        env=api_env(
+            model_dir, port, API_DRAIN_SECONDS=str(drain), API_SHUTDOWN_TIMEOUT_SECONDS="10"
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    wait_until(
+        lambda: httpx.get(f"http://127.0.0.1:{port}/ready").status_code == 200,
+        timeout=30,
+        what="the replica to become ready",
+    )
+    return process
+
+
+def read_response(sock: socket.socket) -> tuple[int, dict]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length")
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return int(head.split(b" ")[1]), json.loads(body)
+
+
+def test_sigterm_turns_ready_503_while_in_flight_request_completes(model_dir: Path) -> None:
+    port = free_port()
+    process = start_replica(model_dir, port, drain=1.5)
+    try:
+        body = json.dumps(PENGUIN).encode()
+        in_flight = socket.create_connection(("127.0.0.1", port), timeout=20)
+        in_flight.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body[:10]
+        )
+        time.sleep(0.2)
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+
+        wait_until(
+            lambda: httpx.get(f"http://127.0.0.1:{port}/ready").status_code == 503,
+            timeout=1.0,
+            what="/ready to answer 503",
+            interval=0.02,
+        )
+        during_drain = httpx.post(f"http://127.0.0.1:{port}/predict", json=PENGUIN)
+        assert during_drain.status_code == 200
+        # Past the drain period the server no longer listens, and the request that was
+        # in flight when the signal came still gets its answer.
+        wait_until(lambda: time.monotonic() - signalled > 2.0, timeout=5, what="the drain to end")
+        in_flight.sendall(body[10:])
+        status, answer = read_response(in_flight)
+        assert status == 200
+        assert answer["species"] in {"Adelie", "Chinstrap", "Gentoo"}
+        assert process.wait(timeout=15) == 0
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{port}/health")
+    finally:
+        stop_process(process)
+    output = process.stdout.read() if process.stdout else ""
+    assert "SIGTERM received: draining for 1.5 s" in output
+
+
+def test_second_signal_skips_the_drain(model_dir: Path) -> None:
+    port = free_port()
+    process = start_replica(model_dir, port, drain=30)
+    try:
+        process.send_signal(signal.SIGTERM)
+        wait_until(
+            lambda: httpx.get(f"http://127.0.0.1:{port}/ready").status_code == 503,
+            timeout=2,
+            what="/ready to answer 503",
+        )
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        stop_process(process)
