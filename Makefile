@@ -6,8 +6,25 @@ MAKEFLAGS += --no-print-directory
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
-MODEL_DIR ?= model
+# Where the model lives; API_MODEL_DIR in the environment is honoured too.
+ifeq ($(origin MODEL_DIR),undefined)
+MODEL_DIR := $(or $(API_MODEL_DIR),model)
+endif
+export API_MODEL_DIR := $(abspath $(MODEL_DIR))
 PYTEST_ARGS ?=
+
+# The deployment: replicas, and CPU and memory per replica in Docker's syntax.
+REPLICAS ?= 2
+CPUS ?= 1
+MEMORY ?= 1g
+export REPLICAS CPUS MEMORY
+# auto: docker when `docker info` answers, else the native runtime (processes on 127.0.0.1).
+RUNTIME ?= auto
+RESOLVED_RUNTIME = $(if $(filter auto,$(RUNTIME)),$(shell docker info >/dev/null 2>&1 && echo docker || echo native),$(RUNTIME))
+# `make scale REPLICAS=4` keeps the current limits; CPUS or MEMORY given on the command
+# line (or in the environment) change them, replica by replica.
+SCALE_LIMITS = $(if $(filter-out file default,$(origin CPUS)),--cpus $(CPUS)) $(if $(filter-out file default,$(origin MEMORY)),--memory $(MEMORY))
+NATIVE := $(PY) -m monitoring.native
 
 .PHONY: help
 help: ## Show the targets and their parameters
@@ -19,18 +36,62 @@ install: ## Create .venv and install Python and system packages (fast when nothi
 
 $(MODEL_DIR)/metadata.json:
 	@$(MAKE) install
-	API_MODEL_DIR=$(MODEL_DIR) $(PY) -m api.train
+	$(PY) -m api.train
 
 .PHONY: train
 train: install ## Train the model into model/ (deterministic; prints its metrics)
-	API_MODEL_DIR=$(MODEL_DIR) $(PY) -m api.train
+	$(PY) -m api.train
 
 .PHONY: build
 build: $(MODEL_DIR)/metadata.json ## Alias kept from the workshop: train only if model/ is missing
 
 .PHONY: serve
 serve: $(MODEL_DIR)/metadata.json ## Run one replica in the foreground on API_PORT (default 8001)
-	API_MODEL_DIR=$(MODEL_DIR) $(PY) -m api
+	$(PY) -m api
+
+.PHONY: up
+up: $(MODEL_DIR)/metadata.json ## Start the stack: Traefik :8000/:8080, Prometheus :9090, Pushgateway :9091, REPLICAS replicas
+	@$(MAKE) _up-$(RESOLVED_RUNTIME)
+
+.PHONY: scale
+scale: ## Change the running stack live: make scale REPLICAS=n [CPUS=..] [MEMORY=..]
+	@$(MAKE) _scale-$(RESOLVED_RUNTIME)
+
+.PHONY: status
+status: ## Every component and replica: pid, port, health, limits, CPU and memory
+	@$(MAKE) _status-$(RESOLVED_RUNTIME)
+
+.PHONY: stats
+stats: status ## Workshop alias of status: per-replica CPU and memory
+
+.PHONY: logs
+logs: ## Follow the logs of every component
+	@$(MAKE) _logs-$(RESOLVED_RUNTIME)
+
+.PHONY: down
+down: ## Stop everything the stack started and remove its cgroups
+	@$(MAKE) _down-$(RESOLVED_RUNTIME)
+
+.PHONY: stop
+stop: down ## Workshop alias of down
+
+.PHONY: demo
+demo: $(MODEL_DIR)/metadata.json ## First run: install, train, start 2 replicas, send predictions, show where to look
+	@$(MAKE) _demo-$(RESOLVED_RUNTIME)
+
+.PHONY: _up-native _scale-native _status-native _logs-native _down-native _demo-native
+_up-native:
+	$(NATIVE) up
+_scale-native:
+	$(NATIVE) scale --replicas $(REPLICAS) $(SCALE_LIMITS)
+_status-native:
+	@$(NATIVE) status
+_logs-native:
+	tail -n 20 -F .run/native/logs/*.log
+_down-native:
+	$(NATIVE) down
+_demo-native:
+	$(NATIVE) demo
 
 .PHONY: test
 test: install ## Run every test, the slow integration ones included (what CI runs)

@@ -1,8 +1,8 @@
 """Error answers for people: a 4xx naming the offending field, always valid JSON.
 
 Pydantic's error entries may hold the offending input, and JSON cannot carry NaN or
-Infinity: such values are echoed as strings, so a 422 can never turn into a 500 while it
-is being encoded.
+Infinity (nor can the encoder write integers beyond 64 bits): such values are echoed as
+strings, so a 422 can never turn into a 500 while it is being encoded.
 """
 
 from __future__ import annotations
@@ -29,8 +29,14 @@ def json_response(status: int, payload: Any, headers: Mapping[str, str] | None =
     )
 
 
+_INT64 = range(-(2**63), 2**63)
+
+
 def _json_safe(value: Any, depth: int = 0) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value not in _INT64:
+        # JSON allows any integer, but the encoder (and many clients) stop at 64 bits.
         return str(value)
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value

@@ -29,7 +29,10 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 @schema.parametrize()
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+# Derandomized: CI explores the same examples every run, so a failure is reproducible.
+@settings(
+    max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
 def test_no_operation_answers_5xx(case) -> None:
     response = case.call()
 

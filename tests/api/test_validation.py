@@ -57,6 +57,22 @@ def test_predict_rejects_non_finite_numbers_with_valid_json(
     assert isinstance(body["detail"][0]["input"], str)
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        with_(body_mass_g=10**30),
+        with_(sex=[-9223372036854775809]),
+        with_(island={"nested": [10**40]}),
+    ],
+    ids=["huge-number", "huge-integer-in-list", "huge-integer-nested"],
+)
+def test_huge_integers_are_echoed_as_valid_json(client: TestClient, payload: Any) -> None:
+    response = client.post("/predict", json=payload)
+
+    assert response.status_code == 422
+    assert strict_json(response.text)["error"] == "validation_error"
+
+
 def test_predict_rejects_malformed_json(client: TestClient) -> None:
     response = client.post(
         "/predict", content=b'{"island": "Dream",', headers={"content-type": "application/json"}

@@ -1,0 +1,56 @@
+"""Settings of the native runtime, from environment variables (see README, "Native runtime")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from api.resources import Deployment
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class NativeSettings(BaseSettings):
+    """`LAB_` variables, plus the Makefile's REPLICAS, CPUS and MEMORY."""
+
+    model_config = SettingsConfigDict(env_prefix="LAB_", extra="ignore", populate_by_name=True)
+
+    # Holds state.json, logs, generated configs; Prometheus data sits in prometheus-data/.
+    run_dir: Path = REPO / ".run" / "native"
+    host: str = "127.0.0.1"
+    web_port: int = Field(default=8000, ge=1, le=65535)
+    traefik_port: int = Field(default=8080, ge=1, le=65535)
+    prometheus_port: int = Field(default=9090, ge=1, le=65535)
+    pushgateway_port: int = Field(default=9091, ge=1, le=65535)
+    # Replicas listen on the first free ports from here up.
+    replica_base_port: int = Field(default=8101, ge=1024, le=65000)
+
+    replicas: int = Field(
+        default=2, ge=1, le=64, validation_alias=AliasChoices("REPLICAS", "LAB_REPLICAS")
+    )
+    cpus: str = Field(default="1", validation_alias=AliasChoices("CPUS", "LAB_CPUS"))
+    memory: str = Field(default="1g", validation_alias=AliasChoices("MEMORY", "LAB_MEMORY"))
+
+    model_dir: Path = Field(
+        default=REPO / "model", validation_alias=AliasChoices("API_MODEL_DIR", "LAB_MODEL_DIR")
+    )
+    scrape_interval_seconds: int = Field(default=5, ge=1, le=60)
+    # `auto` limits replicas with cgroups where this process may create them; `off` never.
+    cgroups: Literal["auto", "off"] = "auto"
+    # A replica that dies unexpectedly is restarted (`on-failure`) or only marked dead.
+    restart: Literal["on-failure", "no"] = "on-failure"
+    # Seconds a replica may take to load its model and answer /ready.
+    ready_timeout_seconds: float = Field(default=60, gt=0)
+
+    traefik_bin: str = "traefik"
+    prometheus_bin: str = "prometheus"
+    pushgateway_bin: str = "prometheus-pushgateway"
+
+    def deployment(self) -> Deployment:
+        return Deployment.parse(self.replicas, self.cpus, self.memory)
+
+    def url(self, port: int) -> str:
+        return f"http://{self.host}:{port}"

@@ -1,0 +1,124 @@
+"""`make status` (and the workshop's `make stats`): every component, every replica."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import psutil
+from rich.console import Console
+from rich.table import Table
+
+from api.resources import format_cpus, format_memory
+from monitoring.native import cgroups
+from monitoring.native.processes import http_ok
+from monitoring.native.stack import NativeStack
+from monitoring.native.state import State
+
+HEALTH_PATHS = {"traefik": "/ping", "prometheus": "/-/healthy", "pushgateway": "/-/healthy"}
+
+
+@dataclass
+class ReplicaUsage:
+    cpu_percent: float | None
+    rss: int | None
+
+
+def sample_usage(state: State, seconds: float = 0.5) -> dict[str, ReplicaUsage]:
+    """CPU % (of one core) over `seconds`, and RSS, of every live replica."""
+    handles = {r.name: r.proc.handle() for r in state.replicas}
+    for handle in handles.values():
+        if handle is not None:
+            handle.cpu_percent(None)
+    time.sleep(seconds)
+    usage = {}
+    for name, handle in handles.items():
+        try:
+            usage[name] = (
+                ReplicaUsage(handle.cpu_percent(None), handle.memory_info().rss)
+                if handle is not None
+                else ReplicaUsage(None, None)
+            )
+        except psutil.Error:
+            usage[name] = ReplicaUsage(None, None)
+    return usage
+
+
+def _age(since: float) -> str:
+    seconds = int(time.time() - since)
+    return (
+        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+        if seconds >= 3600
+        else f"{seconds // 60}m{seconds % 60:02d}s"
+    )
+
+
+def render(stack: NativeStack, state: State, console: Console) -> None:
+    s = stack.settings
+    limits = (
+        f"limits enforced by {state.cgroup_mode} cgroups"
+        if state.cgroup_mode != "off"
+        else f"NO limits enforced ({state.cgroup_note})"
+    )
+    header = f"[bold]native stack[/bold]  config [bold]{state.label}[/bold]"
+    console.print(f"{header}  up {_age(state.started_at)}  {limits}", highlight=False)
+    components = Table("component", "pid", "address", "health", box=None)
+    for name, component in state.components.items():
+        alive = component.proc.alive()
+        if name == "supervisor":
+            address, health = "-", "running" if alive else "[red]not running[/red]"
+        else:
+            address = s.url(component.port)
+            healthy = alive and http_ok(f"{address}{HEALTH_PATHS[name]}")
+            health = "ok" if healthy else "[red]down[/red]"
+        components.add_row(name, str(component.proc.pid), address, health)
+    console.print(components)
+
+    usage = sample_usage(state)
+    replicas = Table(
+        "replica",
+        "pid",
+        "port",
+        "state",
+        "cpu limit",
+        "mem limit",
+        "cpu %",
+        "cpu % of limit",
+        "rss",
+        "restarts",
+        "last exit",
+        box=None,
+    )
+    for replica in state.replicas:
+        ready = replica.proc.alive() and http_ok(f"{s.url(replica.port)}/ready")
+        shown = "ready" if ready and replica.status == "running" else replica.status
+        if replica.cgroup:
+            cpus, memory = cgroups.read_limits(replica.cgroup)
+        else:
+            cpus, memory = None, None
+        use = usage.get(replica.name, ReplicaUsage(None, None))
+        cpu = "-" if use.cpu_percent is None else f"{use.cpu_percent:.0f}%"
+        of_limit = (
+            "-" if use.cpu_percent is None or cpus is None else f"{use.cpu_percent / cpus:.0f}%"
+        )
+        rss = "-" if use.rss is None else format_memory(use.rss // (1024 * 1024) * 1024 * 1024)
+        replicas.add_row(
+            replica.name,
+            str(replica.proc.pid),
+            str(replica.port),
+            shown if shown == "ready" else f"[yellow]{shown}[/yellow]",
+            "unlimited" if cpus is None else format_cpus(cpus),
+            "unlimited" if memory is None else format_memory(memory),
+            cpu,
+            of_limit,
+            rss,
+            str(replica.restarts),
+            replica.last_exit or "-",
+        )
+    console.print(replicas)
+    console.print(
+        f"API {s.url(s.web_port)}  Traefik dashboard {s.url(s.traefik_port)}/dashboard/  "
+        f"Prometheus {s.url(s.prometheus_port)}  Pushgateway {s.url(s.pushgateway_port)}  "
+        f"logs {stack.files.logs}/",
+        highlight=False,
+    )

@@ -1,0 +1,68 @@
+"""A small client for Prometheus' HTTP API: instant and range queries, targets, rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from monitoring.errors import LabError
+
+
+@dataclass(frozen=True)
+class Sample:
+    labels: dict[str, str]
+    value: float
+
+
+class Prometheus:
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.http = httpx.Client(timeout=timeout)
+
+    def _get(self, path: str, **params: Any) -> Any:
+        try:
+            response = self.http.get(f"{self.url}{path}", params=params)
+        except httpx.HTTPError as exc:
+            raise LabError(
+                f"Prometheus at {self.url} does not answer ({exc}); is the stack up?"
+            ) from None
+        body = response.json()
+        if body.get("status") != "success":
+            raise LabError(f"Prometheus refused {params.get('query', path)!r}: {body.get('error')}")
+        return body["data"]
+
+    def query(self, promql: str, time: float | None = None) -> list[Sample]:
+        params: dict[str, Any] = {"query": promql}
+        if time is not None:
+            params["time"] = time
+        data = self._get("/api/v1/query", **params)
+        if data["resultType"] == "scalar":
+            return [Sample({}, float(data["result"][1]))]
+        return [Sample(r["metric"], float(r["value"][1])) for r in data["result"]]
+
+    def value(
+        self, promql: str, time: float | None = None, default: float | None = None
+    ) -> float | None:
+        """The single value of a query that yields one series (or `default`)."""
+        samples = self.query(promql, time)
+        return samples[0].value if samples else default
+
+    def query_range(
+        self, promql: str, start: float, end: float, step: float
+    ) -> list[dict[str, Any]]:
+        data = self._get("/api/v1/query_range", query=promql, start=start, end=end, step=step)
+        return data["result"]
+
+    def targets(self) -> list[dict[str, Any]]:
+        return self._get("/api/v1/targets", state="active")["activeTargets"]
+
+    def rule_groups(self) -> list[dict[str, Any]]:
+        return self._get("/api/v1/rules")["groups"]
+
+    def series(self, match: str, start: float | None = None) -> list[dict[str, str]]:
+        params: dict[str, Any] = {"match[]": match}
+        if start is not None:
+            params["start"] = start
+        return self._get("/api/v1/series", **params)

@@ -1,0 +1,46 @@
+"""`make demo`, the README's first command, runs to the end."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.runtime.lab import NativeLab
+from tests.support import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def test_make_demo_runs_to_the_end(model_dir: Path, tmp_path: Path) -> None:
+    lab = NativeLab(run_dir=tmp_path / "run", model_dir=model_dir)
+    env = {**lab.env, "MAKEFLAGS": ""}
+    try:
+        demo = subprocess.run(
+            ["make", "demo", f"MODEL_DIR={model_dir}", "RUNTIME=native"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert demo.returncode == 0, demo.stdout + demo.stderr
+        assert "sent 600 predictions through Traefik: 600 answered 200" in demo.stdout
+        assert "replica-1:" in demo.stdout
+        assert "replica-2:" in demo.stdout
+        assert "Where to look" in demo.stdout
+        assert f"http://127.0.0.1:{lab.ports['traefik']}/dashboard/" in demo.stdout
+        assert "make down" in demo.stdout
+    finally:
+        down = subprocess.run(
+            ["make", "down", "RUNTIME=native"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        lab.cli("down", check=False)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert "stopped" in down.stdout
