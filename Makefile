@@ -26,6 +26,20 @@ RESOLVED_RUNTIME = $(if $(filter auto,$(RUNTIME)),$(shell docker info >/dev/null
 SCALE_LIMITS = $(if $(filter-out file default,$(origin CPUS)),--cpus $(CPUS)) $(if $(filter-out file default,$(origin MEMORY)),--memory $(MEMORY))
 NATIVE := $(PY) -m monitoring.native
 
+# Load generation (Locust). SHAPE: ramp | steps | spike | open (open uses ARRIVAL_RATE).
+USERS ?= 50
+SPAWN_RATE ?= 10
+DURATION ?= 60s
+SHAPE ?= ramp
+ARRIVAL_RATE ?= 0
+WORKERS ?= 1
+LOCUST = LOCUST_SHAPE=$(SHAPE) LOCUST_ARRIVAL_RATE=$(ARRIVAL_RATE) \
+	LOCUST_CONFIG_LABEL=$$($(NATIVE) label) \
+	LOCUST_PUSHGATEWAY=http://127.0.0.1:$${LAB_PUSHGATEWAY_PORT:-9091} \
+	LOCUST_SCRAPE_INTERVAL=$${LAB_SCRAPE_INTERVAL_SECONDS:-5} \
+	$(VENV)/bin/locust --config locust/locust.conf --host http://127.0.0.1:$${LAB_WEB_PORT:-8000} \
+	$(if $(filter-out 1,$(WORKERS)),--processes $(WORKERS))
+
 .PHONY: help
 help: ## Show the targets and their parameters
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -79,6 +93,20 @@ stop: down ## Workshop alias of down
 demo: $(MODEL_DIR)/metadata.json ## First run: install, train, start 2 replicas, send predictions, show where to look
 	@$(MAKE) _demo-$(RESOLVED_RUNTIME)
 
+.PHONY: load
+load: install ## Locust web UI on :8089 against Traefik (stats pushed to Prometheus); WORKERS=n processes
+	@$(MAKE) _load-$(RESOLVED_RUNTIME)
+
+.PHONY: load-headless
+load-headless: install ## Headless run: USERS, SPAWN_RATE, DURATION, SHAPE, ARRIVAL_RATE; exits non-zero when the SLO is missed
+	@$(MAKE) _load-headless-$(RESOLVED_RUNTIME)
+
+.PHONY: _load-native _load-headless-native
+_load-native:
+	$(LOCUST) --web-host 127.0.0.1 --web-port 8089 --users $(USERS) --spawn-rate $(SPAWN_RATE)
+_load-headless-native:
+	$(LOCUST) --headless --users $(USERS) --spawn-rate $(SPAWN_RATE) --run-time $(DURATION)
+
 .PHONY: _up-native _scale-native _status-native _logs-native _down-native _demo-native
 _up-native:
 	$(NATIVE) up
@@ -92,6 +120,10 @@ _down-native:
 	$(NATIVE) down
 _demo-native:
 	$(NATIVE) demo
+
+.PHONY: bench-locust
+bench-locust: install ## Cost of the Locust listener: one Locust process with and without it (bench/results/)
+	$(PY) -m bench.locust_listener
 
 .PHONY: test
 test: install ## Run every test, the slow integration ones included (what CI runs)

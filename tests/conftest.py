@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from api.train import TrainSettings, train
+from tests.runtime.lab import NativeLab
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +25,14 @@ def model_copy(model_dir: Path, tmp_path: Path) -> Iterator[Path]:
     for item in model_dir.iterdir():
         (copy / item.name).write_bytes(item.read_bytes())
     yield copy
+
+
+@pytest.fixture(scope="module")
+def lab(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeLab]:
+    """A running native stack with 2 replicas (1 CPU, 1 GB each), stopped after the module."""
+    native = NativeLab(run_dir=tmp_path_factory.mktemp("run"), model_dir=model_dir)
+    native.cli("up", REPLICAS="2", CPUS="1", MEMORY="1g")
+    try:
+        yield native
+    finally:
+        native.cli("down", check=False)

@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("status", help="components and replicas, with CPU and memory")
     sub.add_parser("down", help="stop everything that was started")
     sub.add_parser("demo", help="start if needed, send predictions, show where to look")
+    sub.add_parser("label", help="print the running deployment's config label")
     sub.add_parser("supervise", help="(internal) restart replicas that die")
     args = parser.parse_args(argv)
 
@@ -68,6 +69,9 @@ def main(argv: list[str] | None = None) -> None:
         console.print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
     elif args.command == "demo":
         demo(settings)
+    elif args.command == "label":
+        state = stack.state()
+        print(state.label if state else "unknown")
     elif args.command == "supervise":
         supervise(settings)
 

@@ -1,0 +1,260 @@
+"""The lab's listener for one Locust process: metrics, pushes, the SLO gate, the summary."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import gevent
+from lab_options import default_run_id
+from lab_prometheus import ProcessCpu, Pusher, RunMetrics, instance_name, role_of
+from lab_tally import LatencyTally
+from locust.env import Environment
+
+log = logging.getLogger("lab.run")
+SATURATED_CPU = 90.0
+EXIT_CHECK_FAILED = 3
+
+
+@dataclass
+class Summary:
+    run_id: str
+    config: str
+    shape: str
+    duration_s: float
+    requests: int
+    failures: int
+    rps: float
+    error_ratio: float
+    p50_s: float | None
+    p95_s: float | None
+    p99_s: float | None
+    p95_all_s: float | None
+    users_max: int
+    generator_cpu_max: float
+    offered_rate: float
+    closed_model_ceiling_rps: float | None
+    over_top_bucket: int
+    checks: dict[str, bool]
+    flags: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return all(self.checks.values())
+
+
+class LabRun:
+    def __init__(self, environment: Environment) -> None:
+        self.env = environment
+        self.role = role_of(environment.runner)
+        self.tally = LatencyTally()
+        self.metrics: RunMetrics | None = None
+        self.pusher: Pusher | None = None
+        self.cpu = ProcessCpu()
+        self.cpu_max = 0.0
+        self.cpu_now = 0.0
+        self.users_max = 0
+        self.started = 0.0
+        self.stopped = 0.0
+        self._sampler: gevent.Greenlet | None = None
+        self._run_id_given = "LOCUST_RUN_ID" in os.environ or any(
+            arg.startswith("--run-id") for arg in sys.argv
+        )
+
+    # ------------------------------------------------------------ lifecycle
+
+    def test_start(self) -> None:
+        options = self.env.parsed_options
+        if self.role != "worker" and self.metrics is not None and not self._run_id_given:
+            # A second run in the same process (web UI) gets an id of its own.
+            options.run_id = default_run_id()
+        self.tally = LatencyTally()
+        self.cpu.reset()
+        self.cpu_max = 0.0
+        self.users_max = 0
+        self.started = time.time()
+        self.metrics = RunMetrics(options.config_label)
+        self.metrics.started.labels(options.config_label).set(self.started)
+        self.metrics.offered.labels(options.config_label).set(
+            options.arrival_rate if options.shape == "open" else 0
+        )
+        self.metrics.think.labels(options.config_label).set(options.think_time)
+        self.metrics.info.labels(options.config_label).info(
+            {"shape": options.shape, "host": str(self.env.host), "users": str(options.num_users)}
+        )
+        if options.pushgateway:
+            self.pusher = Pusher(
+                self.metrics,
+                options.pushgateway,
+                options.run_id,
+                instance_name(self.env.runner),
+                options.push_interval,
+                options.scrape_interval,
+            )
+            self.pusher.before_push.append(self._update_gauges)
+            self.pusher.start()
+        self._sampler = gevent.spawn(self._sample_loop)
+        log.info("run %s on %s (%s shape)", options.run_id, options.config_label, options.shape)
+
+    def test_stop(self) -> None:
+        self.stopped = time.time()
+        if self._sampler is not None:
+            self._sampler.kill(block=False)
+            self._sampler = None
+        if self.pusher is not None:
+            self.pusher.finish()
+            self.pusher = None
+
+    def quitting(self) -> None:
+        if self.pusher is not None:
+            self.test_stop()
+        if self.role != "worker" and self.metrics is not None:
+            self.report(self.summarize())
+
+    # ------------------------------------------------------------- events
+
+    def request(self, request_type: str, name: str, response_time: float, exception: Any) -> None:
+        seconds = (response_time or 0.0) / 1000.0
+        if self.metrics is not None:
+            self.metrics.record(request_type, name, seconds, exception)
+        self.tally.add(seconds, exception is None)
+
+    def report_to_master(self, data: dict[str, Any]) -> None:
+        data["lab_tally"] = self.tally.take()
+        data["lab_cpu_max"] = self.cpu_max
+
+    def worker_report(self, data: dict[str, Any]) -> None:
+        self.tally.merge(data.get("lab_tally", {}))
+        self.cpu_max = max(self.cpu_max, data.get("lab_cpu_max", 0.0))
+
+    # ---------------------------------------------------------- measuring
+
+    def _sample_loop(self) -> None:
+        while True:
+            gevent.sleep(1.0)
+            self.cpu_now = self.cpu.sample()
+            self.cpu_max = max(self.cpu_max, self.cpu_now)
+            runner = self.env.runner
+            if runner is not None:
+                self.users_max = max(self.users_max, runner.user_count)
+
+    def _update_gauges(self) -> None:
+        metrics = self.metrics
+        if metrics is None:
+            return
+        config = metrics.config
+        metrics.cpu.labels(config, self.role).set(self.cpu_now)
+        if self.role != "worker" and self.env.runner is not None:
+            metrics.users.labels(config).set(self.env.runner.user_count)
+
+    # ---------------------------------------------------- summary and gate
+
+    def summarize(self) -> Summary:
+        options = self.env.parsed_options
+        total = self.env.runner.stats.total
+        # Locust's own clock for the run: first to last request, across workers.
+        duration = (
+            max(total.last_request_timestamp - total.start_time, 1e-9)
+            if total.num_requests
+            else 0.0
+        )
+        rps = total.total_rps
+        mean_latency = (total.avg_response_time or 0.0) / 1000.0
+        ceiling = None
+        if options.shape != "open" and self.users_max:
+            ceiling = self.users_max / (options.think_time + mean_latency)
+        p95 = self.tally.quantile(0.95)
+        checks: dict[str, bool] = {}
+        if options.check_fail_ratio is not None:
+            checks[f"error ratio <= {options.check_fail_ratio:.2%}"] = (
+                total.fail_ratio <= options.check_fail_ratio
+            )
+        if options.check_rps is not None:
+            checks[f"RPS >= {options.check_rps:g}"] = rps >= options.check_rps
+        if options.check_p95 is not None:
+            checks[f"P95 (successful) <= {options.check_p95:g} s"] = (
+                p95 is not None and p95 <= options.check_p95
+            )
+        flags = []
+        if self.cpu_max > SATURATED_CPU:
+            flags.append(
+                f"load-generator-bound: Locust CPU reached {self.cpu_max:.0f}% "
+                f"(> {SATURATED_CPU:.0f}%); its latencies are inflated and the service may not "
+                "be the limit"
+            )
+        if ceiling is not None and rps >= 0.9 * ceiling:
+            flags.append(
+                f"closed-model ceiling: {rps:.0f} RPS is {rps / ceiling:.0%} of users / (think "
+                f"time + latency) = {ceiling:.0f}: the generator set this rate, so it says "
+                "nothing about the service's capacity (use --shape open with --arrival-rate, "
+                "or more users)"
+            )
+        offered = options.arrival_rate if options.shape == "open" else 0.0
+        if offered and rps < 0.95 * offered:
+            flags.append(
+                f"offered {offered:g}/s but achieved {rps:.0f}/s: too few users for the latency, "
+                "or the generator is saturated"
+            )
+        top = self.tally.over_top_bucket()
+        if top:
+            flags.append(
+                f"{top} requests took longer than the top bucket (60 s): their latency is only "
+                "a lower bound"
+            )
+        return Summary(
+            run_id=options.run_id,
+            config=options.config_label,
+            shape=options.shape,
+            duration_s=round(duration, 3),
+            requests=total.num_requests,
+            failures=total.num_failures,
+            rps=round(rps, 2),
+            error_ratio=round(total.fail_ratio, 6),
+            p50_s=self.tally.quantile(0.50),
+            p95_s=p95,
+            p99_s=self.tally.quantile(0.99),
+            p95_all_s=self.tally.quantile(0.95, success_only=False),
+            users_max=self.users_max,
+            generator_cpu_max=round(self.cpu_max, 1),
+            offered_rate=offered,
+            closed_model_ceiling_rps=None if ceiling is None else round(ceiling, 1),
+            over_top_bucket=top,
+            checks=checks,
+            flags=flags,
+        )
+
+    def report(self, summary: Summary) -> None:
+        def ms(value: float | None) -> str:
+            return "-" if value is None else f"{value * 1000:.0f} ms"
+
+        lines = [
+            "",
+            f"=== capacity lab summary: run {summary.run_id} on {summary.config} "
+            f"({summary.shape}) ===",
+            f"requests {summary.requests} in {summary.duration_s:.0f} s: {summary.rps:.1f} RPS, "
+            f"errors {summary.error_ratio:.2%} ({summary.failures})",
+            f"latency of successful requests: P50 {ms(summary.p50_s)}  P95 {ms(summary.p95_s)}  "
+            f"P99 {ms(summary.p99_s)}   (P95 of all requests {ms(summary.p95_all_s)})",
+            f"users up to {summary.users_max}, "
+            f"generator CPU up to {summary.generator_cpu_max:.0f}%",
+        ]
+        for name, ok in summary.checks.items():
+            lines.append(f"check {name}: {'PASS' if ok else 'FAIL'}")
+        for flag in summary.flags:
+            lines.append(f"flag: {flag}")
+        verdict = "PASS" if summary.passed else "FAIL"
+        lines.append(f"verdict: {verdict}" if summary.checks else "verdict: no SLO checks set")
+        print("\n".join(lines), file=sys.stderr, flush=True)
+        if not summary.passed:
+            self.env.process_exit_code = EXIT_CHECK_FAILED
+        path = self.env.parsed_options.summary_json
+        if path:
+            Path(path).write_text(
+                json.dumps({**asdict(summary), "passed": summary.passed}, indent=2)
+            )
