@@ -1,0 +1,48 @@
+"""promtool checks of the shared rules, and their unit tests."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+from tests.support import REPO
+
+RULES = sorted((REPO / "prometheus" / "rules").glob("*.yml"))
+
+
+def promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("promtool")
+    assert binary, "promtool is installed by `make install` (Debian package prometheus)"
+    return subprocess.run([binary, *args], cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+def test_rule_files_pass_promtool_check() -> None:
+    result = promtool("check", "rules", *map(str, RULES))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("SUCCESS") == len(RULES)
+
+
+def test_rule_unit_tests_pass() -> None:
+    result = promtool("test", "rules", "prometheus/tests/rules_test.yml")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_has_a_for_a_severity_and_a_unit_test() -> None:
+    import yaml
+
+    tested = (REPO / "prometheus" / "tests" / "rules_test.yml").read_text()
+    alerts = [
+        rule
+        for path in RULES
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    ]
+
+    assert len(alerts) >= 7
+    for alert in alerts:
+        assert alert.get("for"), alert["alert"]
+        assert alert["labels"]["severity"] in {"critical", "warning", "info"}
+        assert f"alertname: {alert['alert']}" in tested, f"{alert['alert']} has no promtool test"
