@@ -10,32 +10,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.load.locust_runner import LOCUST, run_locust
 from tests.otlp_receiver import OtlpReceiver
 from tests.runtime.lab import NativeLab
-from tests.support import PYTHON, REPO, free_port, wait_until
+from tests.support import REPO, free_port, wait_until
 
 pytestmark = pytest.mark.slow
-
-LOCUST = str(Path(PYTHON).parent / "locust")
-
-
-def run_locust(
-    lab: NativeLab, *args: str, timeout: float = 120, **env: str
-) -> subprocess.CompletedProcess[str]:
-    command = [
-        LOCUST,
-        "--config", "locust/locust.conf",
-        "--host", lab.api,
-        "--headless",
-        "--pushgateway", f"http://127.0.0.1:{lab.ports['pushgateway']}",
-        "--push-interval", "1",
-        "--scrape-interval", "1",
-        "--config-label", lab.state()["label"],
-        *args,
-    ]  # fmt: skip
-    return subprocess.run(
-        command, cwd=REPO, env={**lab.env, **env}, capture_output=True, text=True, timeout=timeout
-    )
 
 
 def app_predictions(lab: NativeLab, at: float | None = None) -> float:
