@@ -9,6 +9,7 @@ delegated), the plan says why and replicas run unlimited.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import time
 from dataclasses import dataclass
@@ -35,21 +36,30 @@ def _off(reason: str) -> CgroupPlan:
     return CgroupPlan("off", reason, {})
 
 
-def plan(wanted: str, root: Path = CGROUP_ROOT) -> CgroupPlan:
-    """Find where replica cgroups can be made, creating the lab's parent folder."""
+def plan(wanted: str, stack: str, root: Path = CGROUP_ROOT) -> CgroupPlan:
+    """Find where replica cgroups can be made, creating the stack's parent folder.
+
+    Each stack gets a folder of its own (`capacity-lab/<stack>`), so two stacks on one
+    machine (a user's and a test's) never share, overwrite or remove each other's cgroups.
+    """
     if wanted == "off":
         return _off("disabled by LAB_CGROUPS=off")
     if os.geteuid() != 0:
         return _off("not running as root, and creating cgroups needs root")
     try:
         if (root / "cgroup.controllers").exists():
-            return _plan_v2(root)
-        return _plan_v1(root)
+            return _plan_v2(root, stack)
+        return _plan_v1(root, stack)
     except OSError as exc:
         return _off(f"cannot create cgroups ({exc.strerror}: {exc.filename})")
 
 
-def _plan_v2(root: Path) -> CgroupPlan:
+def stack_id(run_dir: Path) -> str:
+    """A short, stable name for the stack that owns `run_dir`."""
+    return "stack-" + hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:10]
+
+
+def _plan_v2(root: Path, stack: str) -> CgroupPlan:
     available = (root / "cgroup.controllers").read_text().split()
     missing = {"cpu", "memory"} - set(available)
     if missing:
@@ -60,17 +70,20 @@ def _plan_v2(root: Path) -> CgroupPlan:
     lab = root / LAB_FOLDER
     lab.mkdir(exist_ok=True)
     (lab / "cgroup.subtree_control").write_text("+cpu +memory")
-    _probe([lab])
-    return CgroupPlan("v2", f"cgroup v2 under {lab}", {"unified": str(lab)})
+    folder = lab / stack
+    folder.mkdir(exist_ok=True)
+    (folder / "cgroup.subtree_control").write_text("+cpu +memory")
+    _probe([folder])
+    return CgroupPlan("v2", f"cgroup v2 under {folder}", {"unified": str(folder)})
 
 
-def _plan_v1(root: Path) -> CgroupPlan:
+def _plan_v1(root: Path, stack: str) -> CgroupPlan:
     own = CgroupPaths.of_process(root=root)
     if own is None or own.version != 1:
         return _off("no writable cgroup v1 cpu and memory hierarchies found")
-    cpu, memory = own.cpu / LAB_FOLDER, own.memory / LAB_FOLDER
-    cpu.mkdir(exist_ok=True)
-    memory.mkdir(exist_ok=True)
+    cpu, memory = own.cpu / LAB_FOLDER / stack, own.memory / LAB_FOLDER / stack
+    cpu.mkdir(parents=True, exist_ok=True)
+    memory.mkdir(parents=True, exist_ok=True)
     _probe([cpu, memory])
     return CgroupPlan(
         "v1", f"cgroup v1 under {cpu} and {memory}", {"cpu": str(cpu), "memory": str(memory)}
@@ -143,10 +156,11 @@ def remove(cgroup: dict[str, str], timeout: float = 5.0) -> None:
 
 
 def remove_lab_folders(roots: dict[str, str]) -> None:
-    """Remove the lab's parent folders when no replica cgroup is left in them."""
+    """Remove the stack's folders, and the lab's when no other stack is left in it."""
     for folder in roots.values():
-        with contextlib.suppress(OSError):
-            Path(folder).rmdir()
+        for path in (Path(folder), Path(folder).parent):
+            with contextlib.suppress(OSError):
+                path.rmdir()
 
 
 def wrap(command: list[str], cgroup: dict[str, str]) -> list[str]:

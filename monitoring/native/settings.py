@@ -37,7 +37,8 @@ class NativeSettings(BaseSettings):
     model_dir: Path = Field(
         default=REPO / "model", validation_alias=AliasChoices("API_MODEL_DIR", "LAB_MODEL_DIR")
     )
-    scrape_interval_seconds: int = Field(default=5, ge=1, le=60)
+    # Short, so that experiments can measure windows of ~15 s with enough samples.
+    scrape_interval_seconds: int = Field(default=2, ge=1, le=60)
     # `auto` limits replicas with cgroups where this process may create them; `off` never.
     cgroups: Literal["auto", "off"] = "auto"
     # A replica that dies unexpectedly is restarted (`on-failure`) or only marked dead.

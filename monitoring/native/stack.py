@@ -365,7 +365,7 @@ class NativeStack:
             binaries = self._binaries()
             self._check_model()
             self._check_ports()
-            plan = cgroups.plan(s.cgroups)
+            plan = cgroups.plan(s.cgroups, cgroups.stack_id(self.files.root))
             if plan.enabled:
                 self._say(f"limits: {plan.note}")
             else:
@@ -387,6 +387,7 @@ class NativeStack:
                 cgroup_mode=plan.mode,
                 cgroup_note=plan.note,
                 cgroup_roots=plan.roots,
+                scrape_interval_seconds=s.scrape_interval_seconds,
             )
             self.files.write_static([], state.label)
             self.event(f"up {deployment.label}")
@@ -413,7 +414,9 @@ class NativeStack:
                 raise
             return state
 
-    def scale(self, deployment: Deployment) -> State:
+    def scale(self, deployment: Deployment, replace: bool = False) -> State:
+        """Change the stack to `deployment`; `replace` rolls every replica even when the
+        limits stay (so replicas pick up new API_* settings from the environment)."""
         with self._state() as state:
             old_limits = (state.cpus, state.memory)
             new_limits = (deployment.cpus, deployment.memory)
@@ -433,9 +436,9 @@ class NativeStack:
                 self._say(f"removing {', '.join(r.name for r in leaving)}")
                 self.retire(state, leaving)
                 current = current[:-extra]
-            if old_limits != new_limits:
+            if old_limits != new_limits or replace:
                 for old in list(current):
-                    self._say(f"replacing {old.name} with new limits")
+                    self._say(f"replacing {old.name}")
                     self._start_and_join(state, 1, deployment)
                     self.retire(state, [old])
             missing = deployment.replicas - len(state.serving())

@@ -14,7 +14,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -89,18 +89,24 @@ class State:
     replicas: list[Replica] = field(default_factory=list)
     next_replica: int = 1
     started_at: float = field(default_factory=time.time)
+    scrape_interval_seconds: float = 2.0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> State:
+        """Read a state file, tolerating fields a newer or older launcher wrote: a stack
+        started before an upgrade can still be inspected and stopped."""
         components = {
-            name: Component(name=c["name"], port=c["port"], proc=Proc(**c["proc"]))
-            for name, c in data.pop("components").items()
+            name: Component(name=c["name"], port=c["port"], proc=_known(Proc, c["proc"]))
+            for name, c in data.get("components", {}).items()
         }
-        replicas = [Replica(**{**r, "proc": Proc(**r["proc"])}) for r in data.pop("replicas")]
-        return cls(**data, components=components, replicas=replicas)
+        replicas = [
+            _known(Replica, {**r, "proc": _known(Proc, r["proc"])})
+            for r in data.get("replicas", [])
+        ]
+        return _known(cls, {**data, "components": components, "replicas": replicas})
 
     def serving(self) -> list[Replica]:
         """Replicas that should receive traffic and be scraped."""
@@ -110,6 +116,12 @@ class State:
         procs = [(c.name, c.proc) for c in self.components.values()]
         procs += [(r.name, r.proc) for r in self.replicas]
         return procs
+
+
+def _known(kind: type[Any], data: dict[str, Any]) -> Any:
+    """Build a dataclass from the keys it knows; the others are ignored."""
+    names = {f.name for f in fields(kind)}
+    return kind(**{key: value for key, value in data.items() if key in names})
 
 
 def read_state(run_dir: Path) -> State | None:

@@ -18,12 +18,13 @@ def test_v2_replica_gets_quota_and_memory_limit(tmp_path: Path, monkeypatch) -> 
     monkeypatch.setattr(cgroups.os, "geteuid", lambda: 0)
     root = fake_v2(tmp_path / "cgroup")
 
-    plan = cgroups.plan("auto", root=root)
+    plan = cgroups.plan("auto", "stack-a", root=root)
     created = cgroups.create(plan, "replica-1", 0.5, 256 * 1024**2)
 
     assert plan.mode == "v2"
     assert (root / "cgroup.subtree_control").read_text() == "+cpu +memory"
     folder = Path(created["unified"])
+    assert folder == root / "capacity-lab" / "stack-a" / "replica-1"
     assert (folder / "cpu.max").read_text() == "50000 100000"
     assert (folder / "memory.max").read_text() == str(256 * 1024**2)
     assert cgroups.read_limits(created) == (0.5, 256 * 1024**2)
@@ -35,7 +36,7 @@ def test_v2_without_cpu_controller_runs_unlimited_and_says_why(tmp_path: Path, m
     root = fake_v2(tmp_path / "cgroup")
     (root / "cgroup.controllers").write_text("memory pids\n")
 
-    plan = cgroups.plan("auto", root=root)
+    plan = cgroups.plan("auto", "stack-a", root=root)
 
     assert plan.mode == "off"
     assert "cpu" in plan.note
@@ -45,8 +46,8 @@ def test_v2_without_cpu_controller_runs_unlimited_and_says_why(tmp_path: Path, m
 def test_not_root_or_disabled_means_no_cgroups(monkeypatch) -> None:
     monkeypatch.setattr(cgroups.os, "geteuid", lambda: 1000)
 
-    assert "root" in cgroups.plan("auto").note
-    assert cgroups.plan("off").note == "disabled by LAB_CGROUPS=off"
+    assert "root" in cgroups.plan("auto", "stack-a").note
+    assert cgroups.plan("off", "stack-a").note == "disabled by LAB_CGROUPS=off"
 
 
 def test_v1_limits_and_unlimited_values(tmp_path: Path) -> None:
@@ -85,3 +86,18 @@ def test_wrapped_command_joins_the_cgroup_before_it_runs() -> None:
     assert command[3:] == ["python", "-m", "api"]
     assert "exec" in command[2]
     assert cgroups.wrap(["python"], {}) == ["python"]
+
+
+def test_two_stacks_never_share_a_cgroup(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(cgroups.os, "geteuid", lambda: 0)
+    root = fake_v2(tmp_path / "cgroup")
+    first = cgroups.plan("auto", cgroups.stack_id(tmp_path / "run-a"), root=root)
+    second = cgroups.plan("auto", cgroups.stack_id(tmp_path / "run-b"), root=root)
+
+    a = cgroups.create(first, "replica-1", 0.5, None)
+    b = cgroups.create(second, "replica-1", 1.0, None)
+
+    assert a["unified"] != b["unified"]
+    assert cgroups.read_limits(a)[0] == 0.5
+    assert cgroups.read_limits(b)[0] == 1.0
+    assert cgroups.stack_id(tmp_path / "run-a") == cgroups.stack_id(tmp_path / "run-a")
