@@ -22,7 +22,8 @@ export REPLICAS CPUS MEMORY
 RUNTIME ?= auto
 RESOLVED_RUNTIME = $(if $(filter auto,$(RUNTIME)),$(shell docker info >/dev/null 2>&1 && echo docker || echo native),$(RUNTIME))
 # `make scale REPLICAS=4` keeps the current limits; CPUS or MEMORY given on the command
-# line (or in the environment) change them, replica by replica.
+# line (or in the environment) change them, replica by replica. Decided here, in the
+# top-level make: below it every exported variable counts as "from the environment".
 SCALE_LIMITS = $(if $(filter-out file default,$(origin CPUS)),--cpus $(CPUS)) $(if $(filter-out file default,$(origin MEMORY)),--memory $(MEMORY))
 NATIVE := $(PY) -m monitoring.native
 
@@ -36,7 +37,7 @@ WORKERS ?= 1
 LOCUST = LOCUST_SHAPE=$(SHAPE) LOCUST_ARRIVAL_RATE=$(ARRIVAL_RATE) \
 	LOCUST_CONFIG_LABEL=$$($(NATIVE) label) \
 	LOCUST_PUSHGATEWAY=http://127.0.0.1:$${LAB_PUSHGATEWAY_PORT:-9091} \
-	LOCUST_SCRAPE_INTERVAL=$${LAB_SCRAPE_INTERVAL_SECONDS:-5} \
+	LOCUST_SCRAPE_INTERVAL=$${LAB_SCRAPE_INTERVAL_SECONDS:-2} \
 	$(VENV)/bin/locust --config locust/locust.conf --host http://127.0.0.1:$${LAB_WEB_PORT:-8000} \
 	$(if $(filter-out 1,$(WORKERS)),--processes $(WORKERS))
 
@@ -69,7 +70,7 @@ up: $(MODEL_DIR)/metadata.json ## Start the stack: Traefik :8000/:8080, Promethe
 
 .PHONY: scale
 scale: ## Change the running stack live: make scale REPLICAS=n [CPUS=..] [MEMORY=..]
-	@$(MAKE) _scale-$(RESOLVED_RUNTIME)
+	@$(MAKE) _scale-$(RESOLVED_RUNTIME) SCALE_LIMITS='$(SCALE_LIMITS)'
 
 .PHONY: status
 status: ## Every component and replica: pid, port, health, limits, CPU and memory
@@ -121,6 +122,24 @@ _down-native:
 _demo-native:
 	$(NATIVE) demo
 
+# Experiments: FILE (the plan), CONFIG (for capacity), RUN (a results folder, for report).
+FILE ?= experiments/default.yml
+EXPERIMENTS = FILE=$(FILE) RUNTIME=$(RUNTIME) $(PY) -m monitoring.experiments
+
+.PHONY: experiment
+experiment: $(MODEL_DIR)/metadata.json ## Run the matrix of FILE (default experiments/default.yml) and write results/<time>-<name>/report.md
+	$(EXPERIMENTS) run
+
+.PHONY: capacity
+capacity: $(MODEL_DIR)/metadata.json ## Maximum sustainable RPS of one deployment: make capacity CONFIG=r2-c1.0-m1g [FILE=..]
+	@test -n "$(CONFIG)" || { echo "make capacity needs CONFIG=<label>, e.g. CONFIG=r2-c1.0-m1g" >&2; exit 2; }
+	$(EXPERIMENTS) capacity --config $(CONFIG)
+
+.PHONY: report
+report: install ## Rebuild report.md and the plots of a stored run: make report RUN=results/<folder>
+	@test -n "$(RUN)" || { echo "make report needs RUN=results/<folder>" >&2; exit 2; }
+	$(PY) -m monitoring.experiments report --run $(RUN)
+
 .PHONY: bench-locust
 bench-locust: install ## Cost of the Locust listener: one Locust process with and without it (bench/results/)
 	$(PY) -m bench.locust_listener
@@ -151,3 +170,31 @@ clean: ## Remove caches and the trained model (keeps .venv; see distclean)
 .PHONY: distclean
 distclean: clean ## Also remove .venv
 	rm -rf $(VENV)
+
+# ------------------------------------------------------------------- Docker runtime
+# RUNTIME=docker (or auto with a Docker engine): the same verbs on docker-compose.yaml,
+# driven by monitoring/docker_runtime (docs/README-docker.md). Compose reads .env.
+DOCKER_LAB := $(PY) -m monitoring.docker_runtime
+DOCKER_LOAD = LOCUST_SHAPE=$(SHAPE) LOCUST_ARRIVAL_RATE=$(ARRIVAL_RATE) \
+	$(DOCKER_LAB) load --workers $(WORKERS) --users $(USERS) --spawn-rate $(SPAWN_RATE)
+
+.PHONY: _up-docker _scale-docker _status-docker _logs-docker _down-docker _demo-docker
+_up-docker:
+	$(DOCKER_LAB) up
+_scale-docker:
+	$(DOCKER_LAB) scale --replicas $(REPLICAS) $(SCALE_LIMITS)
+# Services, then each replica's limits, health, CPU and memory (docker stats): `make stats`.
+_status-docker:
+	@$(DOCKER_LAB) status
+_logs-docker:
+	$(DOCKER_LAB) logs
+_down-docker:
+	$(DOCKER_LAB) down
+_demo-docker:
+	$(DOCKER_LAB) demo
+
+.PHONY: _load-docker _load-headless-docker
+_load-docker:
+	$(DOCKER_LOAD)
+_load-headless-docker:
+	$(DOCKER_LOAD) --headless --run-time $(DURATION)

