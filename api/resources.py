@@ -84,6 +84,17 @@ class Deployment:
             raise ResourceError(f"REPLICAS={replicas!r} is out of range; use 1 to 64")
         return cls(count, parse_cpus(cpus), parse_memory(memory))
 
+    @classmethod
+    def from_label(cls, label: str) -> Deployment:
+        """The inverse of `label`: `r2-c1.0-m1g` -> 2 replicas, 1 CPU, 1 GiB each."""
+        match = re.fullmatch(r"r(\d+)-c([0-9.]+|max)-m([0-9]+[kmgt]?|max)", label.strip())
+        if not match:
+            raise ResourceError(f"{label!r} is not a config label like r2-c1.0-m1g")
+        replicas, cpus, memory = match.groups()
+        return cls.parse(
+            replicas, None if cpus == "max" else cpus, None if memory == "max" else memory
+        )
+
     @property
     def label(self) -> str:
         cpus = "max" if self.cpus is None else format_cpus(self.cpus)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -16,6 +15,8 @@ from typing import Any
 
 import httpx
 
+from monitoring.machine import machine_facts as machine  # noqa: F401  (re-exported)
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
 VENV_BIN = Path(sys.executable).parent
@@ -26,25 +27,6 @@ def pinned(command: Sequence[str], cpu: int | None) -> list[str]:
     if cpu is None or shutil.which("taskset") is None or cpu >= (os.cpu_count() or 1):
         return list(command)
     return ["taskset", "-c", str(cpu), *command]
-
-
-def machine() -> dict[str, Any]:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu_model": model or platform.processor(),
-        "cpus": os.cpu_count(),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "taskset": shutil.which("taskset") is not None,
-        "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-    }
 
 
 def versions(*packages: str) -> dict[str, str]:

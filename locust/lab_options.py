@@ -17,6 +17,24 @@ def default_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
+def arrival_schedule(options: object) -> list[float]:
+    """The open model's rates: the steps of --arrival-rates, or the one --arrival-rate."""
+    steps = str(getattr(options, "arrival_rates", "") or "")
+    if steps:
+        return [float(rate) for rate in steps.split(",") if rate.strip()]
+    rate = float(getattr(options, "arrival_rate", 0.0) or 0.0)
+    return [rate] if rate > 0 else []
+
+
+def arrival_rate_at(options: object, elapsed: float) -> float:
+    """The rate the open model offers `elapsed` seconds into the run (0: closed model)."""
+    schedule = arrival_schedule(options)
+    if not schedule:
+        return 0.0
+    step = float(getattr(options, "step_seconds", 30.0) or 30.0)
+    return schedule[min(int(elapsed // step), len(schedule) - 1)]
+
+
 @events.init_command_line_parser.add_listener
 def add_arguments(parser: LocustArgumentParser) -> None:
     lab = parser.add_argument_group("capacity lab", "Run identity, load shape, metrics, SLO gate")
@@ -56,6 +74,20 @@ def add_arguments(parser: LocustArgumentParser) -> None:
         default=0.0,
         help="Open model: task runs per second for the whole run, spread over the -u users",
         env_var="LOCUST_ARRIVAL_RATE",
+    )
+    lab.add_argument(
+        "--arrival-rates",
+        default="",
+        help="Open model in steps: comma-separated rates, each held --step-seconds (overrides "
+        "--arrival-rate; the run ends after the last step)",
+        env_var="LOCUST_ARRIVAL_RATES",
+    )
+    lab.add_argument(
+        "--step-seconds",
+        type=float,
+        default=30.0,
+        help="How long each rate of --arrival-rates is held",
+        env_var="LOCUST_STEP_SECONDS",
     )
     lab.add_argument(
         "--think-time",

@@ -32,6 +32,7 @@ from prometheus_client import (
 from prometheus_client.exposition import delete_from_gateway, push_to_gateway
 
 from api.buckets import LATENCY_BUCKETS
+from api.cgroup_stats import CgroupPaths, read_snapshot
 
 log = logging.getLogger("lab.prometheus")
 # `_created` series double what is pushed and nothing reads them.
@@ -80,7 +81,8 @@ class RunMetrics:
         self.users = Gauge("locust_users", "Users running now", ["config"], registry=self.registry)
         self.cpu = Gauge(
             "locust_cpu_percent",
-            "CPU of this Locust process, % of one core (above ~90 % its latencies inflate)",
+            "CPU of this Locust process, % of what it may use: one core or its cgroup quota "
+            "(above ~90 % its latencies inflate)",
             ["config", "role"],
             registry=self.registry,
         )
@@ -198,10 +200,14 @@ def instance_name(runner: Any) -> str:
 
 
 class ProcessCpu:
-    """This process's CPU %, sampled between pushes."""
+    """This process's CPU, as a % of what it may use: one core, or its cgroup's quota when
+    it runs under one (a container limit, or the experiment runner's generator budget)."""
 
     def __init__(self) -> None:
         self.process = psutil.Process()
+        paths = CgroupPaths.of_process()
+        quota = read_snapshot(paths).cpu_limit_cores if paths else None
+        self.capacity = min(quota, 1.0) if quota else 1.0
         self.reset()
 
     def reset(self) -> None:
@@ -209,4 +215,4 @@ class ProcessCpu:
         self.process.cpu_percent(None)
 
     def sample(self) -> float:
-        return self.process.cpu_percent(None)
+        return self.process.cpu_percent(None) / self.capacity

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
-from lab_options import default_run_id
+from lab_options import arrival_rate_at, arrival_schedule, default_run_id
 from lab_prometheus import ProcessCpu, Pusher, RunMetrics, instance_name, role_of
 from lab_tally import LatencyTally
 from locust.env import Environment
@@ -79,11 +79,11 @@ class LabRun:
         self.cpu_max = 0.0
         self.users_max = 0
         self.started = time.time()
+        # The users' open-model pacing reads the run's clock from here.
+        self.env.lab_started = self.started  # type: ignore[attr-defined]
         self.metrics = RunMetrics(options.config_label)
         self.metrics.started.labels(options.config_label).set(self.started)
-        self.metrics.offered.labels(options.config_label).set(
-            options.arrival_rate if options.shape == "open" else 0
-        )
+        self.metrics.offered.labels(options.config_label).set(self._offered(0.0))
         self.metrics.think.labels(options.config_label).set(options.think_time)
         self.metrics.info.labels(options.config_label).info(
             {"shape": options.shape, "host": str(self.env.host), "users": str(options.num_users)}
@@ -152,6 +152,11 @@ class LabRun:
         metrics.cpu.labels(config, self.role).set(self.cpu_now)
         if self.role != "worker" and self.env.runner is not None:
             metrics.users.labels(config).set(self.env.runner.user_count)
+        metrics.offered.labels(config).set(self._offered(time.time() - self.started))
+
+    def _offered(self, elapsed: float) -> float:
+        options = self.env.parsed_options
+        return arrival_rate_at(options, elapsed) if options.shape == "open" else 0.0
 
     # ---------------------------------------------------- summary and gate
 
@@ -195,7 +200,9 @@ class LabRun:
                 "nothing about the service's capacity (use --shape open with --arrival-rate, "
                 "or more users)"
             )
-        offered = options.arrival_rate if options.shape == "open" else 0.0
+        schedule = arrival_schedule(options) if options.shape == "open" else []
+        # For a stepped schedule the mean offered rate is the comparison point.
+        offered = sum(schedule) / len(schedule) if schedule else 0.0
         if offered and rps < 0.95 * offered:
             flags.append(
                 f"offered {offered:g}/s but achieved {rps:.0f}/s: too few users for the latency, "

@@ -1,0 +1,1 @@
+"""Experiments: run a matrix of deployments under load and write a capacity report."""
