@@ -21,7 +21,8 @@ import numpy as np
 
 Row = Mapping[str, Any]
 PredictFn = Callable[[Sequence[Row]], np.ndarray]
-BatchObserver = Callable[[int, float], None]
+# Called after each model call with the row count, its seconds and the callers' tags.
+BatchObserver = Callable[[int, float, list[Any]], None]
 
 
 class BatchFailedError(RuntimeError):
@@ -32,6 +33,7 @@ class BatchFailedError(RuntimeError):
 class _Job:
     rows: Sequence[Row]
     future: asyncio.Future[np.ndarray] = field(repr=False)
+    tag: Any = None
 
 
 class MicroBatcher:
@@ -69,12 +71,16 @@ class MicroBatcher:
                 job.future.set_exception(BatchFailedError("the service is shutting down"))
         self._executor.shutdown(wait=True)
 
-    async def predict(self, rows: Sequence[Row]) -> np.ndarray:
-        """Probabilities for `rows`, computed in a batch with whatever else is waiting."""
+    async def predict(self, rows: Sequence[Row], tag: Any = None) -> np.ndarray:
+        """Probabilities for `rows`, computed in a batch with whatever else is waiting.
+
+        `tag` travels with the rows to the batch observer: the caller's trace exemplar,
+        since the model call runs outside every request's context.
+        """
         if self._task is None or self._task.done():
             raise BatchFailedError("the batcher is not running")
         future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Job(rows, future))
+        await self._queue.put(_Job(rows, future, tag))
         return await future
 
     async def _collect(self) -> list[_Job]:
@@ -118,8 +124,10 @@ class MicroBatcher:
                     if not job.future.done():
                         job.future.set_exception(error)
                 continue
+
             if self._on_batch is not None:
-                self._on_batch(len(rows), loop.time() - started)
+                tags = [job.tag for job in jobs if job.tag is not None]
+                self._on_batch(len(rows), loop.time() - started, tags)
             offset = 0
             for job in jobs:
                 count = len(job.rows)
