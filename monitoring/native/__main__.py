@@ -11,6 +11,7 @@ from monitoring.errors import LabError, reports_errors
 from monitoring.native.demo import demo
 from monitoring.native.settings import NativeSettings
 from monitoring.native.stack import NativeStack
+from monitoring.native.state import State
 from monitoring.native.status import render
 from monitoring.native.supervisor import supervise
 
@@ -21,6 +22,13 @@ def format_cpus_arg(cpus: float | None) -> str:
 
 def format_memory_arg(memory: int | None) -> str:
     return "" if memory is None else format_memory(memory)
+
+
+def running_state(stack: NativeStack) -> State:
+    state = stack.state()
+    if state is None:
+        raise LabError("the native stack is not running; start it with `make up`")
+    return state
 
 
 @reports_errors("lab")
@@ -47,9 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         console.print(f"native stack up: {state.label}, API on {settings.url(settings.web_port)}")
         render(stack, state, console)
     elif args.command == "scale":
-        current = stack.state()
-        if current is None:
-            raise LabError("the native stack is not running; start it with `make up`")
+        current = running_state(stack)
         # Limits not given keep their current values: `make scale REPLICAS=4` only adds.
         deployment = Deployment.parse(
             args.replicas or current.replicas_wanted,
@@ -60,10 +66,7 @@ def main(argv: list[str] | None = None) -> None:
         console.print(f"scaled to {state.label}")
         render(stack, state, console)
     elif args.command == "status":
-        state = stack.state()
-        if state is None:
-            raise LabError("the native stack is not running; start it with `make up`")
-        render(stack, state, console)
+        render(stack, running_state(stack), console)
     elif args.command == "down":
         stopped = stack.down()
         console.print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")

@@ -187,6 +187,14 @@ class NativeStack:
                 "run as root, or set LAB_CGROUPS=off to run replicas without limits"
             ) from None
         env = self._child_env()
+        # A restart (by the supervisor, whose environment is make up's) must serve exactly
+        # as before: the replica keeps the API_*/OTEL_* settings it was first started with.
+        if replica.settings_env is None:
+            replica.settings_env = {
+                k: v for k, v in os.environ.items() if k.startswith(("API_", "OTEL_"))
+            }
+        env = {k: v for k, v in env.items() if not k.startswith(("API_", "OTEL_"))}
+        env.update(replica.settings_env)
         env.update(
             {
                 "API_MODEL_DIR": str(self.settings.model_dir),

@@ -72,6 +72,8 @@ class Replica:
     last_exit: str = ""
     oom_kills: int = 0
     started_at: float = field(default_factory=time.time)
+    # The API_* and OTEL_* settings it was first started with, kept for its restarts.
+    settings_env: dict[str, str] | None = None
 
 
 @dataclass

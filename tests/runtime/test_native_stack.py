@@ -32,6 +32,10 @@ def api_targets(lab: NativeLab) -> dict[str, str]:
     }
 
 
+def api_configs(lab: NativeLab) -> set[str]:
+    return {s.labels["config"] for s in lab.prometheus.query('up{job="api"}')}
+
+
 def test_predictions_through_traefik_reach_both_replicas(lab: NativeLab) -> None:
     before = served_per_replica(lab)
     with httpx.Client(timeout=10) as client, ThreadPoolExecutor(8) as pool:
@@ -94,24 +98,32 @@ def test_status_reports_components_and_replicas(lab: NativeLab) -> None:
 
 
 def test_scaling_under_load_loses_no_request(lab: NativeLab) -> None:
-    with BackgroundLoad(lab.api, clients=20) as load:
-        time.sleep(1)
-        lab.cli("scale", "--replicas", "4")
-        wait_until(lambda: len(api_targets(lab)) == 4, timeout=10, what="4 targets")
-        servers_at_four = lab.traefik_servers()
-        lab.cli("scale", "--replicas", "1")
-        wait_until(lambda: len(api_targets(lab)) == 1, timeout=10, what="1 target")
-        time.sleep(1)
+    try:
+        with BackgroundLoad(lab.api, clients=20) as load:
+            time.sleep(1)
+            lab.cli("scale", "--replicas", "4")
+            wait_until(lambda: len(api_targets(lab)) == 4, timeout=10, what="4 targets")
+            servers_at_four = lab.traefik_servers()
+            lab.cli("scale", "--replicas", "1")
+            wait_until(lambda: len(api_targets(lab)) == 1, timeout=10, what="1 target")
+            time.sleep(1)
 
-    assert load.total > 200, load.statuses
-    assert load.failed == 0, f"failed requests while scaling: {load.statuses} {load.failures[:5]}"
-    assert len(servers_at_four) == 4
-    assert all(status == "UP" for status in servers_at_four.values())
-    assert list(api_targets(lab)) == ["replica-1"]
-    assert len(lab.traefik_servers()) == 1
-    configs = {s.labels["config"] for s in lab.prometheus.query('up{job="api"}')}
-    assert configs == {"r1-c1.0-m1g"}
-    lab.cli("scale", "--replicas", "2")
+        assert load.total > 200, load.statuses
+        failures = f"{load.statuses} {load.failures[:5]}"
+        assert load.failed == 0, f"failed requests while scaling: {failures}"
+        assert len(servers_at_four) == 4
+        assert all(status == "UP" for status in servers_at_four.values())
+        assert list(api_targets(lab)) == ["replica-1"]
+        assert len(lab.traefik_servers()) == 1
+        # A dropped target's series end with a stale marker one or two scrape
+        # intervals after Prometheus stops scraping it, not at once.
+        wait_until(
+            lambda: api_configs(lab) == {"r1-c1.0-m1g"},
+            timeout=10,
+            what="the old configuration's series to go stale",
+        )
+    finally:
+        lab.cli("scale", "--replicas", "2")
 
 
 def test_kill_9_of_a_replica_fails_only_in_flight_requests(lab: NativeLab) -> None:
@@ -249,3 +261,21 @@ def test_clear_errors_for_port_in_use_and_missing_binary(model_dir: Path, tmp_pa
     for result in (busy, missing, no_model):
         assert "Traceback" not in result.stderr
     assert not (lab.run_dir / "state.json").exists()
+
+
+def test_a_restarted_replica_serves_with_its_own_settings(model_dir: Path, tmp_path: Path) -> None:
+    lab = NativeLab(run_dir=tmp_path / "run", model_dir=model_dir)
+    lab.cli("up", REPLICAS="1", API_ENGINE="sklearn")
+    try:
+        replica = lab.state()["replicas"][0]
+        url = f"http://127.0.0.1:{replica['port']}"
+        assert httpx.get(f"{url}/metadata").json()["serving"]["engine"] == "sklearn"
+
+        os.kill(replica["proc"]["pid"], signal.SIGKILL)
+        wait_until(
+            lambda: f"{replica['name']} restarted" in lab.events(), timeout=30, what="restart"
+        )
+
+        assert httpx.get(f"{url}/metadata").json()["serving"]["engine"] == "sklearn"
+    finally:
+        lab.cli("down", check=False)
