@@ -92,6 +92,12 @@ class RunMetrics:
             ["config"],
             registry=self.registry,
         )
+        self.arrivals = Counter(
+            "locust_arrivals_total",
+            "Open model: task starts the arrival clock offered (started or still waiting)",
+            ["config"],
+            registry=self.registry,
+        )
         self.think = Gauge(
             "locust_think_time_seconds",
             "Closed model: mean wait between a user's tasks",

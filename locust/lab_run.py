@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+from lab_arrivals import ArrivalClock
 from lab_options import arrival_rate_at, arrival_schedule, default_run_id
 from lab_prometheus import ProcessCpu, Pusher, RunMetrics, instance_name, role_of
 from lab_tally import LatencyTally
@@ -63,6 +64,7 @@ class LabRun:
         self.started = 0.0
         self.stopped = 0.0
         self._sampler: gevent.Greenlet | None = None
+        self.arrivals: ArrivalClock | None = None
         self._run_id_given = "LOCUST_RUN_ID" in os.environ or any(
             arg.startswith("--run-id") for arg in sys.argv
         )
@@ -79,9 +81,15 @@ class LabRun:
         self.cpu_max = 0.0
         self.users_max = 0
         self.started = time.time()
-        # The users' open-model pacing reads the run's clock from here.
-        self.env.lab_started = self.started  # type: ignore[attr-defined]
         self.metrics = RunMetrics(options.config_label)
+        # Open-model users take their arrivals from this clock (lab_users.PenguinUser).
+        if self.arrivals is not None:
+            self.arrivals.stop()
+        self.arrivals = None
+        if options.shape == "open":
+            counter = self.metrics.arrivals.labels(options.config_label)
+            self.arrivals = ArrivalClock(self.env, self.started, on_arrival=counter.inc)
+        self.env.lab_arrivals = self.arrivals  # type: ignore[attr-defined]
         self.metrics.started.labels(options.config_label).set(self.started)
         self.metrics.offered.labels(options.config_label).set(self._offered(0.0))
         self.metrics.think.labels(options.config_label).set(options.think_time)
@@ -104,6 +112,8 @@ class LabRun:
 
     def test_stop(self) -> None:
         self.stopped = time.time()
+        if self.arrivals is not None:
+            self.arrivals.stop()
         if self._sampler is not None:
             self._sampler.kill(block=False)
             self._sampler = None

@@ -11,11 +11,8 @@ from __future__ import annotations
 import math
 import os
 import random
-import time
 from typing import Any
 
-import gevent
-from lab_options import arrival_rate_at
 from opentelemetry import trace
 from opentelemetry.propagate import inject
 from opentelemetry.sdk.trace import TracerProvider
@@ -68,42 +65,28 @@ class PenguinUser(FastHttpUser):
         self.rng = random.Random()
         self.invalid_share = getattr(options, "invalid_share", 0.0) if options else 0.0
         self.batch_size = max(2, getattr(options, "batch_size", 8) if options else 8)
-        if options is not None and options.shape == "open":
-            # Users spawn together; a random first slot spreads their arrivals out.
-            interval = self._interval(options)
-            if interval:
-                self._slot = time.monotonic() + self.rng.uniform(0, interval)
-                gevent.sleep(self._slot - time.monotonic())
+        if self._open(options):
+            # Even the first task waits for an arrival: no burst when users spawn. Through
+            # wait(), so a user waiting here counts as waiting and stops at once.
+            self.wait()
 
     def wait_time(self) -> float:  # type: ignore[override]
         options = self.environment.parsed_options
-        if options is not None and options.shape == "open":
-            return self._paced(options)
+        if self._open(options):
+            self.environment.lab_arrivals.take()
+            return 0.0
         think = options.think_time if options is not None else 1.0
         if not hasattr(self, "_think"):
             self._think = between(0.5 * think, 1.5 * think)
         return self._think(self)
 
-    def _interval(self, options: object) -> float | None:
-        """Mean seconds between one user's task starts for the rate offered now."""
-        started = getattr(self.environment, "lab_started", time.time())
-        rate = arrival_rate_at(options, time.time() - started)
-        if rate <= 0:
-            return None
-        return max(1, getattr(options, "num_users", 1) or 1) / rate
-
-    def _paced(self, options: object) -> float:
-        """Open model: task starts follow a Poisson process of the offered rate, whatever
-        the last task took. Each user draws exponential gaps of mean N / rate; the N users
-        together arrive at `rate` per second. A task that outlasts its gap delays the next
-        one (the summary reports the shortfall)."""
-        now = time.monotonic()
-        interval = self._interval(options)
-        if interval is None:
-            return 1.0
-        previous = getattr(self, "_slot", now)
-        self._slot = max(previous + self.rng.expovariate(1 / interval), now)
-        return self._slot - now
+    def _open(self, options: object) -> bool:
+        """Open model: tasks start when the process's arrival clock says (lab_arrivals)."""
+        return (
+            options is not None
+            and getattr(options, "shape", "") == "open"
+            and getattr(self.environment, "lab_arrivals", None) is not None
+        )
 
     def _post(self, path: str, name: str, body: Any, expect_invalid: bool = False) -> None:
         headers = {"content-type": "application/json"}
