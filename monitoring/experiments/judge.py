@@ -21,6 +21,15 @@ def meets_slo(measurement: Measurement, slo: Slo) -> bool:
     return errors_ok and p95 is not None and p95 <= slo.p95_seconds
 
 
+def sustained(measurement: Measurement, planned_rate: float) -> bool:
+    """Open model: the client completed (nearly) every task the arrival clock offered.
+
+    Compared with the arrivals actually drawn in the window (a Poisson process wanders
+    around its rate), so a step fails only when requests pile up, not by chance."""
+    offered = measurement.offered_rate or planned_rate
+    return (measurement.client_all_rps or 0.0) >= 0.95 * offered
+
+
 def flags(
     measurement: Measurement,
     expected_replicas: int,
@@ -40,14 +49,12 @@ def flags(
             f"closed-model ceiling reached ({client_rps:.0f} of {ceiling:.0f} RPS = users / "
             "(think time + latency)): this RPS is the offered load, not the capacity"
         )
-    if (
-        not closed_model
-        and measurement.offered_rate
-        and client_rps < 0.95 * measurement.offered_rate
-    ):
+    offered = measurement.offered_rate
+    if not closed_model and offered and not sustained(measurement, offered):
+        achieved = measurement.client_all_rps or 0.0
         found.append(
-            f"offered {measurement.offered_rate:.0f}/s, achieved {client_rps:.0f}/s: the "
-            "generator could not offer the load"
+            f"offered {offered:.0f}/s, completed {achieved:.0f}/s: requests piled up, or the "
+            "generator could not keep pace"
         )
     overflowing = [
         layer for layer, stats in measurement.layers.items() if (stats.overflow_rps or 0) > 0
@@ -69,5 +76,8 @@ def flags(
     if down or len(measurement.replicas) < expected_replicas:
         missing = expected_replicas - len(measurement.replicas)
         detail = ", ".join(down) if down else f"{missing} of {expected_replicas} not scraped"
-        found.append(f"replica down during the window ({detail})")
+        found.append(
+            f"replica down during the window ({detail}): down, or too saturated to answer "
+            "Prometheus' scrapes in time"
+        )
     return found

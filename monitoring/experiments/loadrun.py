@@ -64,6 +64,9 @@ class LocustLauncher:
             "--config-label", config,
             "--summary-json", str(summary),
             "--run-time", f"{max(1, round(run_time_s))}s",
+            # Requests in flight when the run ends are waited for, not abandoned: the
+            # client then counts every request the replicas answered.
+            "--stop-timeout", "60",
             "--only-summary",
             *args,
         ]  # fmt: skip

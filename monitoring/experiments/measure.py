@@ -51,7 +51,10 @@ class Measurement:
     server_successes: float | None = None
     generator_cpu_max: float | None = None
     users_max: float | None = None
+    # Open model: task starts the arrival clock offered per second, and every request
+    # the client completed per second (all names; each task sends one request).
     offered_rate: float | None = None
+    client_all_rps: float | None = None
 
     @property
     def seconds(self) -> float:
@@ -125,9 +128,8 @@ class WindowReader:
             f"max(max_over_time(locust_cpu_percent{{{run}}}[{w}]))", end
         )
         result.users_max = self._one(f"max(max_over_time(locust_users{{{run}}}[{w}]))", end)
-        result.offered_rate = self._one(
-            f"max(avg_over_time(locust_offered_rate{{{run}}}[{w}]))", end
-        )
+        result.offered_rate = self._one(f"sum(rate(locust_arrivals_total{{{run}}}[{w}]))", end)
+        result.client_all_rps = self._one(f"sum(rate(locust_requests_total{{{run}}}[{w}]))", end)
         return result
 
     def count_run(

@@ -79,6 +79,8 @@ class CapacitySearch(Strict):
     # Users in the pool: enough to start `rate` tasks/s while each takes up to this long.
     latency_budget: Seconds = 3
     stop_after_breach: bool = True
+    # Bisections between the last sustained rate and the first failing one.
+    refine: int = Field(default=2, ge=0, le=6)
 
     @model_validator(mode="after")
     def _ordered(self) -> CapacitySearch:
@@ -109,11 +111,18 @@ class LoadGenerator(Strict):
     cpus: float | None = Field(default=None, gt=0, le=64)
 
 
+def _on_off(value: object) -> object:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return value
+
+
 class Service(Strict):
     """How the replicas serve: API_ENGINE and API_BATCHING of every replica."""
 
     engine: Literal["onnx", "sklearn"] = "onnx"
-    batching: Literal["auto", "on", "off"] = "auto"
+    # YAML 1.1 reads a bare on/off as a boolean; both spellings mean the same here.
+    batching: Annotated[Literal["on", "off"], BeforeValidator(_on_off)] = "on"
 
 
 class Experiment(Strict):
@@ -133,7 +142,10 @@ class Experiment(Strict):
     def estimated_seconds(self, per_config_overhead: float = 20) -> float:
         """Rough plan length, for the progress bar: scaling, runs and Locust start/stop."""
         target = self.target.repeats * (self.target.warmup + self.target.window + 8)
-        capacity = self.capacity.step * len(self.capacity.rates) + 8 if self.capacity else 0
+        capacity = 0.0
+        if self.capacity:
+            steps = len(self.capacity.rates) + self.capacity.refine
+            capacity = self.capacity.step * steps + 8 * (1 + self.capacity.refine)
         failover = self.failover.duration + 8 if self.failover.enabled else 0
         return len(self.configs) * (per_config_overhead + target + capacity + failover)
 

@@ -125,6 +125,18 @@ def _smallest(results: ExperimentResults) -> list[str]:
             f"meets the SLO: {_pct(_worst(best, 'error_ratio'))} errors, "
             f"P95 {_ms(_worst(best, 'p95_success_s'))}."
         )
+        ties = [
+            c
+            for c in meeting
+            if c is not best
+            and (_total_cpus(c), _total_gb(c)) == (_total_cpus(best), _total_gb(best))
+        ]
+        for tie in ties:
+            lines.append(
+                f"{tie.label} uses as much in all and meets it too (P95 "
+                f"{_ms(_worst(tie, 'p95_success_s'))}); fewer replicas break the tie, more "
+                "replicas would add failover (question 4)."
+            )
     else:
         lines.append(
             "**Answer: none of the measured deployments meets the SLO with a trusted result.** "
@@ -136,10 +148,24 @@ def _smallest(results: ExperimentResults) -> list[str]:
 def sustainable(config: ConfigResult) -> tuple[float | None, str]:
     """The deployment's sustainable RPS and where it comes from."""
     if config.steps:
-        if config.knee_rps is not None:
-            return config.knee_rps, "capacity search"
-        return None, f"below the first step ({config.steps[0].rate:g}/s)"
+        if config.knee_rps is None:
+            return None, f"below the lowest rate tried ({min(s.rate for s in config.steps):g}/s)"
+        if config.knee_upper_rps is None:
+            return config.knee_rps, "capacity search: a lower bound (no rate tried failed)"
+        return config.knee_rps, f"capacity search (fails at {config.knee_upper_rps:g}/s)"
     return _mean_rps(config), "target load (a lower bound)"
+
+
+def exact_knee(config: ConfigResult) -> float | None:
+    """The knee when it is bracketed (a sustained rate below a failing one), else None."""
+    return config.knee_rps if config.knee_upper_rps is not None else None
+
+
+def _knee_text(config: ConfigResult) -> str:
+    if config.knee_rps is None:
+        return "-"
+    prefix = "" if config.knee_upper_rps is not None else ">= "
+    return f"{prefix}{config.knee_rps:,.0f}"
 
 
 def _resources(results: ExperimentResults) -> list[str]:
@@ -157,7 +183,8 @@ def _resources(results: ExperimentResults) -> list[str]:
         cores, gb = _total_cpus(c), _total_gb(c)
         rps_core = rps / cores if rps and math.isfinite(cores) else None
         rps_gb = rps / gb if rps and math.isfinite(gb) else None
-        if rps_core:
+        # Only bracketed knees enter the comparisons: a lower bound would bias them.
+        if rps_core and exact_knee(c) is not None:
             per_core[c.label] = rps_core
         cpu = _max(r.cpu_of_limit for m in c.target for r in m.replicas)
         memory = _max(r.memory_peak_bytes for m in c.target for r in m.replicas)
@@ -193,9 +220,9 @@ def _scaling_statements(configs: list[ConfigResult], per_core: dict[str, float])
         by_limits.setdefault((c.cpus, c.memory), []).append(c)
     for group in by_limits.values():
         single = next((c for c in group if c.replicas == 1), None)
-        base = sustainable(single)[0] if single else None
+        base = exact_knee(single) if single else None
         for c in group:
-            rps = sustainable(c)[0]
+            rps = exact_knee(c)
             if single is None or c is single or not base or not rps:
                 continue
             efficiency = rps / (c.replicas * base)
@@ -218,7 +245,8 @@ def _scaling_statements(configs: list[ConfigResult], per_core: dict[str, float])
     if not ratios:
         paired = any(len(group) > 1 for group in by_limits.values())
         reason = (
-            "the comparable deployments lack a sustainable rate (start the capacity search lower)"
+            "the comparable deployments have no bracketed knee (a sustained rate below a "
+            "failing one); widen the capacity rates"
             if paired
             else "no two measured deployments differ only in their replica count (add pairs "
             "such as r1-c1.0-m1g and r2-c0.5-m512m)"
@@ -259,14 +287,16 @@ def _capacity(results: ExperimentResults) -> list[str]:
         )
         return lines
     lines += [
-        "Open model: the load generator starts tasks at a fixed rate whatever the latency, "
-        "stepping the rate up; a step is sustained when the achieved rate is within 5 % of "
-        "the offered one and meets the SLO. The knee is the highest such step.",
+        "Open model: the load generator starts tasks as a Poisson process of the offered "
+        "rate, whatever the latency, stepping the rate up; a step is sustained when the "
+        "client completes at least 95 % of the tasks offered in it and meets the SLO. The "
+        "knee is the highest such step. (Achieved counts every request; errors and P95 are "
+        "those of predictions.)",
         "",
     ]
     rows = []
     for c in results.configs:
-        failing = next((s for s in c.steps if not (s.passed and s.sustained)), None)
+        failing = min((s for s in c.steps if not s.ok), key=lambda s: s.rate, default=None)
         detail = "-"
         if failing is not None:
             client = failing.measurement.layers["client"]
@@ -274,8 +304,8 @@ def _capacity(results: ExperimentResults) -> list[str]:
                 f"{_num(client.rps, 1)} RPS, {_pct(client.error_ratio)}, "
                 f"{_ms(client.p95_success_s)}"
             )
-        first = "none (the search ended first)" if failing is None else f"{failing.rate:g}/s"
-        rows.append([c.label, _num(c.knee_rps, 0), first, detail])
+        first = "none: add higher rates" if failing is None else f"{failing.rate:g}/s"
+        rows.append([c.label, _knee_text(c), first, detail])
     lines += _table(
         ["config", "#knee (RPS)", "#first failing step", "at that step: achieved, errors, P95"],
         rows,
@@ -286,16 +316,18 @@ def _capacity(results: ExperimentResults) -> list[str]:
             continue
         lines += [f"Steps of {c.label}:", ""]
         rows = []
-        for step in c.steps:
+        for step in sorted(c.steps, key=lambda s: s.rate):
             client = step.measurement.layers["client"]
             cpu = _max(r.cpu_of_limit for r in step.measurement.replicas)
-            outcome = "sustained" if step.passed and step.sustained else "not sustained"
+            outcome = "sustained" if step.ok else "not sustained"
             if not step.passed:
                 outcome = "missed SLO"
+            if step.refined:
+                outcome += " (bisection)"
             rows.append(
                 [
                     f"{step.rate:g}",
-                    _num(client.rps, 1),
+                    _num(step.measurement.client_all_rps, 1),
                     _pct(client.error_ratio),
                     _ms(client.p95_success_s),
                     _ms(client.p99_s),
@@ -455,16 +487,17 @@ def _plot_knee(results: ExperimentResults, path: Path) -> None:
     for c in results.configs:
         if not c.steps:
             continue
-        offered = [s.rate for s in c.steps]
+        steps = sorted(c.steps, key=lambda s: s.rate)
+        offered = [s.rate for s in steps]
         rps_axis.plot(
             offered,
-            [s.measurement.layers["client"].rps or 0 for s in c.steps],
+            [s.measurement.client_all_rps or 0 for s in steps],
             marker="o",
             label=c.label,
         )
         p95_axis.plot(
             offered,
-            [s.measurement.layers["client"].p95_success_s or 0 for s in c.steps],
+            [s.measurement.layers["client"].p95_success_s or 0 for s in steps],
             marker="o",
             label=c.label,
         )

@@ -24,6 +24,12 @@ class Step:
     measurement: Measurement
     passed: bool
     sustained: bool
+    # A bisection run between two steps of the search.
+    refined: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.passed and self.sustained
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "measurement": self.measurement.to_dict()}
@@ -45,6 +51,9 @@ class ConfigResult:
     flags: list[str] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
     knee_rps: float | None = None
+    # The lowest rate that failed: the knee lies in [knee_rps, knee_upper_rps). None when
+    # every rate tried was sustained, and knee_rps is only a lower bound.
+    knee_upper_rps: float | None = None
     capacity_flags: list[str] = field(default_factory=list)
     failover: dict[str, Any] | None = None
 

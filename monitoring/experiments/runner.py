@@ -200,7 +200,7 @@ class ExperimentRunner:
 
     def _serving_as_planned(self) -> bool:
         want = self.experiment.service
-        batching = want.batching == "on" or (want.batching == "auto" and want.engine == "sklearn")
+        batching = want.batching == "on"
         urls = getattr(self.runtime, "replica_urls", lambda: [])()
         try:
             for url in urls:
@@ -304,6 +304,8 @@ class ExperimentRunner:
         self._wait_quiet(prefix)
 
     def _capacity(self, deployment: Deployment, result: ConfigResult, prefix: str) -> None:
+        """Step the open-model rate up in one run until a step misses the SLO or is not
+        sustained, then bisect between the last good rate and the first bad one."""
         plan = self.experiment.capacity
         assert plan is not None
         run_id = f"{self.experiment.name}-{deployment.label}-capacity-{int(time.time())}"
@@ -316,31 +318,71 @@ class ExperimentRunner:
         self._phase(f"{prefix}: capacity search, starting")
         run = self._start(run_id, deployment.label, args, plan.step * len(plan.rates))
         for index, rate in enumerate(plan.rates):
-            start = run.started + index * plan.step + plan.settle
-            end = run.started + (index + 1) * plan.step
             self._phase(f"{prefix}: capacity step {index + 1}/{len(plan.rates)}, {rate:g}/s")
-            self._sleep_until(end + 1.5 * self.endpoints.scrape_interval_seconds)
-            measurement = self.reader.measure(deployment.label, run_id, start, end)
-            achieved = measurement.layers["client"].rps or 0.0
-            step = Step(
-                rate=rate,
-                measurement=measurement,
-                passed=judge.meets_slo(measurement, self.experiment.slo),
-                sustained=achieved >= 0.95 * rate,
-            )
-            result.steps.append(step)
-            result.capacity_flags += [
-                f"{rate:g}/s: {flag}"
-                for flag in judge.flags(measurement, deployment.replicas, closed_model=False)
-                if not flag.startswith("offered")
-            ]
-            if plan.stop_after_breach and not (step.passed and step.sustained):
+            start = run.started + index * plan.step
+            step = self._judge_step(deployment, result, run_id, rate, start)
+            if plan.stop_after_breach and not step.ok:
                 break
         self.launcher.stop(run)
         self.current = None
-        good = [s.rate for s in result.steps if s.passed and s.sustained]
-        result.knee_rps = max(good) if good else None
         self._wait_quiet(prefix)
+        good = [s.rate for s in result.steps if s.ok]
+        bad = [s.rate for s in result.steps if not s.ok]
+        low, high = (max(good) if good else 0.0), (min(bad) if bad else None)
+        for number in range(1, plan.refine + 1 if high is not None else 1):
+            assert high is not None
+            rate = round((low + high) / 2, 1)
+            self._phase(f"{prefix}: refining the knee {number}/{plan.refine}, {rate:g}/s")
+            step = self._refine_step(deployment, result, rate)
+            low, high = (rate, high) if step.ok else (low, rate)
+        result.knee_rps = low or None
+        result.knee_upper_rps = high
+
+    def _judge_step(
+        self, deployment: Deployment, result: ConfigResult, run_id: str, rate: float, start: float
+    ) -> Step:
+        """Measure one step of an open-model run that began its step at `start`."""
+        plan = self.experiment.capacity
+        assert plan is not None
+        end = start + plan.step
+        self._sleep_until(end + 1.5 * self.endpoints.scrape_interval_seconds)
+        measurement = self.reader.measure(deployment.label, run_id, start + plan.settle, end)
+        step = Step(
+            rate=rate,
+            measurement=measurement,
+            passed=judge.meets_slo(measurement, self.experiment.slo),
+            sustained=judge.sustained(measurement, rate),
+            refined=run_id.endswith("-refine"),
+        )
+        result.steps.append(step)
+        result.capacity_flags += [
+            f"{rate:g}/s: {flag}"
+            for flag in judge.flags(measurement, deployment.replicas, closed_model=False)
+            if not flag.startswith("offered")
+        ]
+        return step
+
+    def _refine_step(self, deployment: Deployment, result: ConfigResult, rate: float) -> Step:
+        plan = self.experiment.capacity
+        assert plan is not None
+        run_id = f"{self.experiment.name}-{deployment.label}-{int(time.time())}-refine"
+        users = max(20, round(rate * plan.latency_budget))
+        args = [
+            "-u",
+            str(users),
+            "-r",
+            str(users),
+            "--shape",
+            "open",
+            "--arrival-rate",
+            f"{rate:g}",
+        ]
+        run = self._start(run_id, deployment.label, args, plan.step)
+        step = self._judge_step(deployment, result, run_id, rate, run.started)
+        self.launcher.finish(run, timeout=90)
+        self.current = None
+        self._wait_quiet(result.label)
+        return step
 
     # ----------------------------------------------------------------- helpers
 

@@ -17,10 +17,10 @@ pytestmark = pytest.mark.slow
 TINY = """
 name: tiny
 description: Two small deployments, short windows, for the test suite.
-service: {engine: onnx, batching: auto}
+service: {engine: onnx, batching: "on"}
 target: {model: closed, users: 20, spawn_rate: 20, think_time: 0.2s, warmup: 4s, window: 10s}
 failover: {enabled: true, users: 10, think_time: 0.2s, duration: 10s, kill_after: 3s}
-capacity: {rates: [40, 80], step: 8s, settle: 2s, latency_budget: 1s}
+capacity: {rates: [40, 80], step: 8s, settle: 2s, latency_budget: 1s, refine: 1}
 configs:
   - {replicas: 1, cpus: 0.5, memory: 256m}
   - {replicas: 2, cpus: 0.5, memory: 256m}
@@ -29,7 +29,7 @@ configs:
 STARVED = """
 name: starved
 description: A load generator held to 0.15 CPU, users with no think time, a fast service.
-service: {engine: onnx, batching: auto}
+service: {engine: onnx, batching: "on"}
 target: {model: closed, users: 50, spawn_rate: 50, think_time: 0s, warmup: 4s, window: 10s}
 failover: {enabled: false}
 load_generator: {cpus: 0.15}
@@ -110,7 +110,7 @@ def test_report_is_rebuilt_from_stored_results(tmp_path: Path) -> None:
     results.mkdir()
     plan = {
         "description": "",
-        "service": {"engine": "onnx", "batching": "auto"},
+        "service": {"engine": "onnx", "batching": "on"},
         "slo": {"error_ratio": 0.01, "p95_seconds": 1.0},
         "target": {"model": "closed", "users": 1, "think_time": 1.0, "arrival_rate": 0},
     }

@@ -61,7 +61,7 @@ def config(
     result = ConfigResult(label, replicas, cpus, int(cpus * 2 * 2**30))
     result.target = [window(label, rps, errors, p95, replicas, cpus)]
     result.meets_slo = judge.meets_slo(result.target[0], Slo())
-    rates = [20, 40, 60, 80, 100]
+    rates = [20, 40, 60, 80, 100, 120]
     for rate in rates:
         ok = knee is not None and rate <= knee
         result.steps.append(
@@ -75,6 +75,7 @@ def config(
         if not ok:
             break
     result.knee_rps = knee
+    result.knee_upper_rps = next((s.rate for s in result.steps if not s.ok), None)
     result.failover = {
         "killed": "replica-1",
         "failures": 40 if replicas == 1 else 2,
@@ -167,3 +168,16 @@ def test_flags_for_each_untrustworthy_condition() -> None:
     assert "client and server counts differ" in found
     assert "replica down during the window" in found
     assert judge.flags(window("r1", 60, 0.0, 0.2, 1), expected_replicas=1) == []
+
+
+def test_a_knee_no_rate_failed_is_a_lower_bound_kept_out_of_comparisons(tmp_path: Path) -> None:
+    data = results()
+    top = data.configs[2]
+    top.steps = [s for s in top.steps if s.ok]
+    top.knee_upper_rps = None
+
+    text = write_report(data, tmp_path).read_text()
+
+    assert "| r2-c1.0-m1g | >= 100 | none: add higher rates |" in text
+    assert "r2-c1.0-m1g sustains" not in text
+    assert "a lower bound (no rate tried failed)" in text
