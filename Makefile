@@ -140,6 +140,10 @@ report: install ## Rebuild report.md and the plots of a stored run: make report 
 	@test -n "$(RUN)" || { echo "make report needs RUN=results/<folder>" >&2; exit 2; }
 	$(PY) -m monitoring.experiments report --run $(RUN)
 
+.PHONY: bench
+bench: $(MODEL_DIR)/metadata.json ## Serving benchmark: ours vs a naive server vs FastAPI's ceiling, pinned, with wrk (bench/results/)
+	$(PY) -m bench.serving
+
 .PHONY: bench-locust
 bench-locust: install ## Cost of the Locust listener: one Locust process with and without it (bench/results/)
 	$(PY) -m bench.locust_listener
