@@ -5,8 +5,8 @@ Where inference runs (API_BATCHING; measured by `make bench`):
   requests in flight together into one model call. It never waits for more requests, so
   a lone request pays only the hop to the thread (~0.1 ms); under load the event loop
   keeps serving while the model computes, and one call serves many requests: with the
-  ONNX engine 30 % more requests/s at 128 connections than inline, and for scikit-learn,
-  whose single call costs milliseconds whatever the row count, 30 times more;
+  ONNX engine 20-30 % more requests/s at 128 connections than inline, and for
+  scikit-learn, whose single call costs milliseconds whatever the row count, ~40 times more;
 - off: ONNX inline on the event loop (each call ~10 us); scikit-learn one thread-pool
   call per request (the naive way).
 """

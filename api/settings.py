@@ -47,9 +47,9 @@ class ApiSettings(BaseSettings):
     # After the drain: in-flight requests get this long to finish before the exit.
     shutdown_timeout_seconds: float = Field(default=10.0, ge=0)
     access_log: bool = False
-    # The event loop: asyncio (default) or uvloop. Measured on this service at saturation
-    # with 128 connections, uvloop served a few % more requests but let some wait up to
-    # a second (P99 0.9 s against 31 ms): `make bench` shows both.
+    # The event loop: asyncio (default) or uvloop. At saturation (128 connections) uvloop
+    # served 5-15 % more requests, but on the fixed-answer app let some wait up to half a
+    # second (P99 0.4 s against 19 ms with asyncio): `make bench` shows both.
     loop: Literal["asyncio", "uvloop"] = "asyncio"
     # HTTP metrics middleware: the lean subclass (default) or the instrumentator's stock one.
     lean_http_metrics: bool = True
