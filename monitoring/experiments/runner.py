@@ -339,7 +339,13 @@ class ExperimentRunner:
         result.knee_upper_rps = high
 
     def _judge_step(
-        self, deployment: Deployment, result: ConfigResult, run_id: str, rate: float, start: float
+        self,
+        deployment: Deployment,
+        result: ConfigResult,
+        run_id: str,
+        rate: float,
+        start: float,
+        refined: bool = False,
     ) -> Step:
         """Measure one step of an open-model run that began its step at `start`."""
         plan = self.experiment.capacity
@@ -352,7 +358,7 @@ class ExperimentRunner:
             measurement=measurement,
             passed=judge.meets_slo(measurement, self.experiment.slo),
             sustained=judge.sustained(measurement, rate),
-            refined=run_id.endswith("-refine"),
+            refined=refined,
         )
         result.steps.append(step)
         result.capacity_flags += [
@@ -378,7 +384,7 @@ class ExperimentRunner:
             f"{rate:g}",
         ]
         run = self._start(run_id, deployment.label, args, plan.step)
-        step = self._judge_step(deployment, result, run_id, rate, run.started)
+        step = self._judge_step(deployment, result, run_id, rate, run.started, refined=True)
         self.launcher.finish(run, timeout=90)
         self.current = None
         self._wait_quiet(result.label)
