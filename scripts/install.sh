@@ -46,6 +46,16 @@ declare -A PACKAGES=(
   [wrk]=wrk
 )
 
+POLICY_FILE=${POLICY_RC_D:-/usr/sbin/policy-rc.d}
+POLICY_CREATED=""
+
+remove_policy() {
+  if [ -n "$POLICY_CREATED" ]; then
+    rm -f "$POLICY_FILE"
+    POLICY_CREATED=""
+  fi
+}
+
 install_system() {
   local missing=() program
   for program in "${!PACKAGES[@]}"; do
@@ -62,14 +72,23 @@ install_system() {
   fi
   say "install: installing ${missing[*]} with apt-get"
   # Some images forbid starting services on install; where they do not, these packages
-  # would start system-wide daemons on the lab's ports, so their start is declined.
-  local policy=/usr/sbin/policy-rc.d created=""
-  if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && created=1
+  # would start system-wide daemons on the lab's ports, so their start is declined for
+  # the length of the install. The file is removed again only when this script made it.
+  # Globals, not locals: the EXIT trap runs after this function has returned.
+  if [ ! -e "$POLICY_FILE" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$POLICY_FILE" && chmod +x "$POLICY_FILE" && POLICY_CREATED=1
   fi
-  trap '[ -n "$created" ] && rm -f "$policy"' EXIT
+  trap remove_policy EXIT
   DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive $command -qq >/dev/null
+  remove_policy
+  trap - EXIT
+  for program in "${!PACKAGES[@]}"; do
+    if ! command -v "$program" >/dev/null; then
+      say "install: apt-get finished but '$program' is still not on PATH; install it by hand"
+      exit 1
+    fi
+  done
 }
 
 install_python
