@@ -58,6 +58,23 @@ class Prometheus:
     def targets(self) -> list[dict[str, Any]]:
         return self._get("/api/v1/targets", state="active")["activeTargets"]
 
+    def page(self, name: str) -> str:
+        """The address of a UI page (`graph`, `targets`, `alerts`, `rules`) on this server.
+
+        Which UI a Prometheus serves depends on how it was built, not only on its version:
+        Debian's 2.42 has no React UI and serves the classic one under /classic/ (its
+        /targets is a 404), upstream 2.x and 3.x serve /targets. So the page is asked for,
+        not guessed; the first address that answers is returned.
+        """
+        for path in (f"/{name}", f"/classic/{name}"):
+            try:
+                response = self.http.get(f"{self.url}{path}", follow_redirects=True)
+            except httpx.HTTPError:
+                break
+            if response.status_code == 200:
+                return f"{self.url}{path}"
+        return f"{self.url}/{name}"
+
     def rule_groups(self) -> list[dict[str, Any]]:
         return self._get("/api/v1/rules")["groups"]
 

@@ -72,15 +72,14 @@ def demo(settings: NativeSettings, count: int = 600) -> None:
         console.print(f"  {replica}: {value:.0f}")
 
     graph = (
-        f"{s.url(s.prometheus_port)}/graph?g0.expr={quote(PER_REPLICA_RPS)}"
-        "&g0.tab=0&g0.range_input=15m"
+        f"{prometheus.page('graph')}?g0.expr={quote(PER_REPLICA_RPS)}&g0.tab=0&g0.range_input=15m"
     )
     console.print(
         f"""
 [bold]Where to look[/bold]
-  API (through Traefik)  {api}/predict    docs {api}/docs
+  API (through Traefik)  {api}/    POST {api}/predict    docs {api}/docs
   Traefik dashboard      {s.url(s.traefik_port)}/dashboard/
-  Prometheus             {s.url(s.prometheus_port)}   targets {s.url(s.prometheus_port)}/targets
+  Prometheus             {s.url(s.prometheus_port)}   targets {prometheus.page("targets")}
   Pushgateway            {s.url(s.pushgateway_port)}
   Per-replica RPS        {PER_REPLICA_RPS}
                          {graph}

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.runtime.lab import NativeLab
-from tests.support import REPO
+from tests.support import PENGUIN, REPO
 
 pytestmark = pytest.mark.slow
 
@@ -32,6 +34,7 @@ def test_make_demo_runs_to_the_end(model_dir: Path, tmp_path: Path) -> None:
         assert "Where to look" in demo.stdout
         assert f"http://127.0.0.1:{lab.ports['traefik']}/dashboard/" in demo.stdout
         assert "make down" in demo.stdout
+        assert_every_printed_url_answers(demo.stdout)
     finally:
         down = subprocess.run(
             ["make", "down", "RUNTIME=native"],
@@ -44,3 +47,14 @@ def test_make_demo_runs_to_the_end(model_dir: Path, tmp_path: Path) -> None:
         lab.cli("down", check=False)
     assert down.returncode == 0, down.stdout + down.stderr
     assert "stopped" in down.stdout
+
+
+def assert_every_printed_url_answers(text: str) -> None:
+    """Open each address the demo printed, as a person would: GET, or POST where the
+    demo says so, following redirects; each must answer 200 on the installed versions."""
+    links = re.findall(r"(POST )?(https?://\S+)", text)
+    assert len(links) >= 7, text
+    with httpx.Client(timeout=10, follow_redirects=True) as client:
+        for method, url in links:
+            response = client.post(url, json=PENGUIN) if method else client.get(url)
+            assert response.status_code == 200, f"{method}{url} answered {response.status_code}"
