@@ -88,3 +88,8 @@ class ErrorDetail(BaseModel):
 class ErrorResponse(BaseModel):
     error: str
     detail: list[ErrorDetail] | str
+    errors_omitted: int = Field(
+        default=0,
+        ge=0,
+        description="422 only: errors not listed in `detail`, which holds at most 20",
+    )

@@ -8,6 +8,8 @@ more per request than the model itself. This route serves endpoints of the form
 the signature, so /openapi.json and /docs describe the body exactly, but a request runs
 only the short function below. Errors raise the RequestValidationError and HTTPException
 FastAPI would raise; the app's exception handlers answer them in the one error format.
+A body with more unknown keys than an answer lists is refused before pydantic validates
+it (api/errors.py says why), so bad input costs little whatever its shape.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
+
+from api.errors import UnknownFieldScreen
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
@@ -55,6 +59,7 @@ class JsonBodyRoute(APIRoute):
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             raise TypeError(f"{endpoint.__name__}'s body must be a pydantic model")
         validate = model.model_validate_json
+        screen = UnknownFieldScreen(model)
 
         async def handle(request: Request) -> Response:
             content_type = request.headers.get("content-type", "")
@@ -63,6 +68,7 @@ class JsonBodyRoute(APIRoute):
                     415, f"content-type must be application/json, not {content_type}"
                 )
             body = await request.body()
+            screen.check(body)
             try:
                 value = validate(body)
             except ValidationError as exc:
