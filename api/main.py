@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
@@ -34,7 +33,7 @@ class LoadedModel:
 
 def load_model(settings: ApiSettings) -> LoadedModel:
     """Open and verify the artefact, then load the configured engine (ArtefactError if not)."""
-    artefact = open_artefact(settings.model_dir)
+    artefact = open_artefact(settings.model_dir, settings.model_sha256, settings.model_digest_file)
     return LoadedModel(artefact, load_engine(artefact, settings.engine))
 
 
@@ -80,7 +79,9 @@ def create_app(
         service_metrics.model_info.info(
             {
                 "version": loaded.artefact.version,
-                "sha256": loaded.artefact.sha256,
+                # The served file's digest (model.onnx or model.joblib) and the card's.
+                "sha256": loaded.engine.sha256,
+                "card_sha256": loaded.artefact.card_sha256,
                 "engine": loaded.engine.name,
             }
         )
@@ -95,17 +96,7 @@ def create_app(
         app.state.artefact = loaded.artefact
         app.state.predictor = predictor
         app.state.model_card = _model_card(settings, loaded)
-        app.state.health_body = orjson.dumps(
-            {
-                "status": "ok",
-                "model_version": loaded.artefact.version,
-                "model_sha256": loaded.artefact.sha256,
-                "classes": list(loaded.artefact.classes),
-                "engine": loaded.engine.name,
-                "replica": settings.replica,
-                "config": settings.config,
-            }
-        )
+        app.state.health_body = health.health_body(loaded.artefact, loaded.engine, settings)
         set_draining(app, False)
         log.info(
             "model %s loaded (engine %s, batching %s)",

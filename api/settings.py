@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from api.artefact import normalise_digest
 from api.resources import parse_cpus, parse_memory
 
 
@@ -22,6 +23,12 @@ class ApiSettings(BaseSettings):
 
     # Where `make train` wrote model.joblib, model.onnx and metadata.json.
     model_dir: Path = Path("model")
+    # Optional trust anchor: the model card digest (`card_sha256`, printed by `make train`)
+    # the model must have, or the replica refuses to start. It vouches for the card and,
+    # through the file digests the card lists, for both model files. Empty: not pinned.
+    model_sha256: str = ""
+    # The same pin read from a file (its first word), which must lie outside model_dir.
+    model_digest_file: Path | None = None
     # `onnx`: the forest compiled for serving (fast); `sklearn`: the fitted joblib pipeline,
     # the source of truth and the fallback.
     engine: Literal["onnx", "sklearn"] = "onnx"
@@ -79,6 +86,22 @@ class ApiSettings(BaseSettings):
         default=0.01, ge=0, le=1, validation_alias="OTEL_TRACES_SAMPLER_ARG"
     )
     service_name: str = Field(default="penguin-api", validation_alias="OTEL_SERVICE_NAME")
+
+    @field_validator("model_sha256")
+    @classmethod
+    def _a_sha256(cls, value: str) -> str:
+        if not value.strip():
+            return ""
+        digest = normalise_digest(value)
+        if not digest:
+            raise ValueError("must be a SHA-256 (64 hex digits), as `make train` prints it")
+        return digest
+
+    @field_validator("model_digest_file", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        # Compose passes `API_MODEL_DIGEST_FILE=` when the variable is unset: no pin.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("cpu_limit")
     @classmethod

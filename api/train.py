@@ -5,6 +5,11 @@ Writes model/model.joblib (the fitted pipeline, the source of truth), model/mode
 the seed fixes the split and the forest, so two runs give the same metrics and the same
 model version. The ONNX forest is checked against the pipeline on the whole data set and
 training fails when they disagree beyond the tolerance.
+
+The card records `card_sha256`, the digest of everything in it that affects predictions
+(api/artefact.py lists what), and the command prints it as the value to pin with
+API_MODEL_SHA256. It does not depend on the training date, so retraining the same model
+gives the same value.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from api.artefact import JOBLIB_FILE, METADATA_FILE, ONNX_FILE, sha256_file
+from api.artefact import JOBLIB_FILE, METADATA_FILE, ONNX_FILE, card_digest, sha256_file
 from api.encoding import FeatureEncoding
 from api.schemas import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES
 
@@ -146,7 +151,14 @@ def parity(pipeline: Pipeline, onnx_bytes: bytes, frame: pd.DataFrame) -> dict[s
 def _atomic_write(path: Path, data: bytes) -> None:
     with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, prefix=".tmp-") as tmp:
         tmp.write(data)
-    Path(tmp.name).replace(path)
+    _publish(Path(tmp.name), path)
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    # Temporary files are private (0600); the model is no secret, and a service running
+    # as another user (a container's non-root user) must be able to read it.
+    tmp.chmod(0o644)
+    tmp.replace(path)
 
 
 def train(settings: TrainSettings) -> dict[str, Any]:
@@ -186,7 +198,7 @@ def train(settings: TrainSettings) -> dict[str, Any]:
     onnx_path = settings.model_dir / ONNX_FILE
     with tempfile.NamedTemporaryFile(dir=settings.model_dir, delete=False, prefix=".tmp-") as tmp:
         joblib.dump(pipeline, tmp)
-    Path(tmp.name).replace(joblib_path)
+    _publish(Path(tmp.name), joblib_path)
     _atomic_write(onnx_path, onnx_bytes)
 
     joblib_sha = sha256_file(joblib_path)
@@ -227,6 +239,7 @@ def train(settings: TrainSettings) -> dict[str, Any]:
         },
         "encoding": encoding.to_dict(),
     }
+    metadata["card_sha256"] = card_digest(metadata)
     _atomic_write(
         settings.model_dir / METADATA_FILE,
         (json.dumps(metadata, indent=2, sort_keys=False) + "\n").encode(),
@@ -248,6 +261,11 @@ def main() -> None:
         f"classes agree {parity_check['class_agreement']:.0%}"
     )
     print(f"  training data  sha256 {metadata['training_data']['sha256'][:16]}…")
+    print(f"  model card     sha256 {metadata['card_sha256']}")
+    print(
+        "to serve only this model, pin it (outside the model folder): "
+        f"API_MODEL_SHA256={metadata['card_sha256']}"
+    )
 
 
 if __name__ == "__main__":

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import Response
 
+from api.artefact import Artefact
+from api.engines import Engine
 from api.errors import json_response
+from api.settings import ApiSettings
 
 router = APIRouter(tags=["health"])
 
@@ -26,6 +30,27 @@ async def root(request: Request) -> Response:
             "config": state.settings.config,
             "endpoints": ["/predict", "/predict/batch", "/health", "/ready", "/metadata", "/docs"],
         },
+    )
+
+
+def health_body(artefact: Artefact, engine: Engine, settings: ApiSettings) -> bytes:
+    """The /health answer, encoded once at start: what this replica serves.
+
+    `model_sha256` is the digest of the model file the engine loaded (model.onnx or
+    model.joblib), `card_sha256` the digest of the model card that vouches for both,
+    the value API_MODEL_SHA256 pins."""
+    return orjson.dumps(
+        {
+            "status": "ok",
+            "model_version": artefact.version,
+            "model_sha256": engine.sha256,
+            "model_file": artefact.path(engine.kind).name,
+            "card_sha256": artefact.card_sha256,
+            "classes": list(artefact.classes),
+            "engine": engine.name,
+            "replica": settings.replica,
+            "config": settings.config,
+        }
     )
 
 

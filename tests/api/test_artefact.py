@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from api.artefact import ArtefactError, open_artefact
+from api.artefact import ArtefactError, card_digest, open_artefact
 from api.engines import load_engine
 from tests.support import PYTHON, REPO, api_env, free_port
 
@@ -79,9 +79,11 @@ def test_unreadable_metadata_is_refused(model_copy: Path) -> None:
 
 
 def test_model_with_other_categories_is_refused(model_copy: Path) -> None:
+    # As a model trained on other data would be: a consistent card, with its own digest.
     meta_path = model_copy / "metadata.json"
     metadata = json.loads(meta_path.read_text())
     metadata["features"]["island"]["allowed"].append("Anvers")
+    metadata["card_sha256"] = card_digest(metadata)
     meta_path.write_text(json.dumps(metadata))
 
     with pytest.raises(ArtefactError, match="island"):

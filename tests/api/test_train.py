@@ -4,6 +4,7 @@ import json
 import subprocess
 from pathlib import Path
 
+from api.artefact import card_digest
 from tests.support import PYTHON, REPO
 
 
@@ -27,8 +28,20 @@ def test_training_twice_gives_the_same_model_and_metrics(tmp_path: Path) -> None
     assert first["metrics"] == second["metrics"]
     assert first["model_version"] == second["model_version"]
     assert first["artefacts"]["joblib"]["sha256"] == second["artefacts"]["joblib"]["sha256"]
+    # The pin survives retraining the same model: the date is not part of the card digest.
+    assert first["card_sha256"] == second["card_sha256"]
     assert "test accuracy" in out_a
     assert out_a.splitlines()[1:] == out_b.splitlines()[1:]
+
+
+def test_training_prints_the_card_digest_to_pin(tmp_path: Path) -> None:
+    out, metadata = run_train(tmp_path / "model")
+
+    assert metadata["card_sha256"] == card_digest(metadata)
+    assert out.splitlines()[-1].endswith(f"API_MODEL_SHA256={metadata['card_sha256']}")
+    for name in ("metadata.json", "model.joblib", "model.onnx"):
+        # Readable by a service running as another user (a container's non-root user).
+        assert (tmp_path / "model" / name).stat().st_mode & 0o777 == 0o644
 
 
 def test_metadata_is_a_complete_model_card(model_dir: Path) -> None:
