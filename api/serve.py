@@ -81,6 +81,27 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
+def uvicorn_config(app: FastAPI, settings: ApiSettings) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        # One worker per process: the replica is the unit of scale.
+        workers=1,
+        loop=settings.loop,
+        http="httptools",
+        lifespan="on",
+        access_log=settings.access_log,
+        log_level=settings.log_level,
+        timeout_keep_alive=settings.keep_alive_seconds,
+        # Seconds as given: uvicorn hands them to asyncio.wait_for, which takes fractions,
+        # and 0 cancels in-flight requests at once. (None would mean "wait forever", which
+        # no setting asks for: a replica must always end.)
+        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
+        server_header=False,
+    )
+
+
 def _fail(message: str) -> int:
     print(f"api: {message}", file=sys.stderr)
     return 2
@@ -105,22 +126,7 @@ def main() -> int:
             f"(`ss -ltnp 'sport = :{settings.port}'` shows it) or set API_PORT"
         )
     app = create_app(settings, model=model)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        # One worker per process: the replica is the unit of scale.
-        workers=1,
-        loop=settings.loop,
-        http="httptools",
-        lifespan="on",
-        access_log=settings.access_log,
-        log_level=settings.log_level,
-        timeout_keep_alive=settings.keep_alive_seconds,
-        timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds) or None,
-        server_header=False,
-    )
-    server = DrainingServer(config, app, settings.drain_seconds)
+    server = DrainingServer(uvicorn_config(app, settings), app, settings.drain_seconds)
     freeze_startup_objects()
     server.run()
     return 0 if server.started else 1

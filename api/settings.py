@@ -51,7 +51,8 @@ class ApiSettings(BaseSettings):
     # After SIGTERM: /ready answers 503 at once, requests are still served this long so
     # the load balancer's health check (every 1 s) takes the replica out first.
     drain_seconds: float = Field(default=3.0, ge=0)
-    # After the drain: in-flight requests get this long to finish before the exit.
+    # After the drain: in-flight requests get this long to finish before the exit
+    # (fractions honoured; 0 cancels them at once).
     shutdown_timeout_seconds: float = Field(default=10.0, ge=0)
     access_log: bool = False
     # The event loop: asyncio (default) or uvloop. At saturation (128 connections) uvloop

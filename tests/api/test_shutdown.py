@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -12,6 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from api.main import create_app
+from api.serve import uvicorn_config
+from api.settings import ApiSettings
 from tests.support import PENGUIN, PYTHON, REPO, api_env, free_port, stop_process, wait_until
 
 pytestmark = pytest.mark.slow
@@ -104,3 +108,54 @@ def test_second_signal_skips_the_drain(model_dir: Path) -> None:
         assert process.wait(timeout=10) == 0
     finally:
         stop_process(process)
+
+
+@pytest.mark.parametrize("seconds", [0.0, 0.5, 10.0])
+def test_graceful_shutdown_timeout_is_passed_as_given(model_dir: Path, seconds: float) -> None:
+    settings = ApiSettings(model_dir=model_dir, shutdown_timeout_seconds=seconds)
+
+    config = uvicorn_config(create_app(settings), settings)
+
+    # Never None: uvicorn would then wait for in-flight requests forever.
+    assert config.timeout_graceful_shutdown == seconds
+
+
+@pytest.mark.parametrize("seconds", ["0", "0.5"])
+def test_short_shutdown_timeout_cancels_a_stuck_request_and_exits(
+    model_dir: Path, seconds: str
+) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [PYTHON, "-m", "api"],
+        cwd=REPO,
+        env=api_env(model_dir, port, API_DRAIN_SECONDS="0", API_SHUTDOWN_TIMEOUT_SECONDS=seconds),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_until(
+            lambda: httpx.get(f"http://127.0.0.1:{port}/ready").status_code == 200,
+            timeout=30,
+            what="the replica to become ready",
+        )
+        # A request whose body never comes: it stays in flight until it is cancelled.
+        stuck = socket.create_connection(("127.0.0.1", port), timeout=20)
+        stuck.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n{"
+        )
+        time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+
+        # Before the fix, 0 and 0.5 became "no timeout" and the replica waited forever.
+        assert process.wait(timeout=15) == 0
+        # Cancelled, it gets uvicorn's 500 (or the closed connection), never a prediction.
+        with contextlib.suppress(ConnectionResetError):
+            reply = stuck.recv(65536)
+            assert reply == b"" or reply.startswith(b"HTTP/1.1 500"), reply
+        stuck.close()
+    finally:
+        stop_process(process)
+    output = process.stdout.read() if process.stdout else ""
+    assert "timeout graceful shutdown exceeded" in output
