@@ -131,6 +131,14 @@ def add_arguments(parser: LocustArgumentParser) -> None:
         env_var="LOCUST_SCRAPE_INTERVAL",
     )
     lab.add_argument(
+        "--push-final-timeout",
+        type=float,
+        default=15.0,
+        help="How long the final push is retried when the Pushgateway answered earlier in the "
+        "run but not at the end (a restart); 0: one try",
+        env_var="LOCUST_PUSH_FINAL_TIMEOUT",
+    )
+    lab.add_argument(
         "--summary-json",
         default="",
         help="Also write the end-of-run summary to this JSON file",

@@ -2,12 +2,20 @@
 
 Every request lands in prometheus_client metrics with the project's latency buckets,
 success and failure apart. Each Locust process pushes its own registry every
---push-interval seconds under the grouping key job=locust, run_id, instance (the worker),
-and every series carries the run's `config`. When the test stops (or Locust quits) the
-process pushes a final state, waits one Prometheus scrape interval so the final values
-are scraped, then deletes its group: the Pushgateway keeps nothing stale, Prometheus keeps
-the history. A Pushgateway that is down never stops the test: a warning at most once a
-minute, and the run goes on.
+--push-interval seconds as one group (monitoring.pushgateway names it: job=locust, run_id,
+instance), and every series carries the run's `config`. Each push holds the cumulative
+totals, so after a Pushgateway restart the next push restores the full counts. The group
+also carries a time to live and the process's identity, so the next run (or the stack's
+`up`) can delete the group of a generator that was killed or crashed.
+
+A Pushgateway that stops answering never stops the test: the failure is counted
+(`locust_push_failures_total`, pushed once pushes work again), logged once when pushes
+start failing and once when they resume, and retried with a delay that doubles from one
+push interval up to four. When the test stops (or Locust quits) the process pushes a
+final state (retried every push interval for up to --push-final-timeout seconds if the
+Pushgateway answered earlier in the run), waits one Prometheus scrape interval so the
+final values are scraped, then deletes its group: the Pushgateway keeps nothing stale,
+Prometheus keeps the history.
 """
 
 from __future__ import annotations
@@ -33,11 +41,15 @@ from prometheus_client.exposition import delete_from_gateway, push_to_gateway
 
 from api.buckets import LATENCY_BUCKETS
 from api.cgroup_stats import CgroupPaths, read_snapshot
+from monitoring.pushgateway import JOB, add_liveness_metrics, grouping_key, ttl_seconds
 
 log = logging.getLogger("lab.prometheus")
 # `_created` series double what is pushed and nothing reads them.
 disable_created_metrics()
 WARN_EVERY_SECONDS = 60
+PUSH_TIMEOUT_SECONDS = 3.0
+# After failed pushes the retry delay doubles from one push interval up to this many.
+BACKOFF_MAX_INTERVALS = 4
 
 
 def role_of(runner: Any) -> str:
@@ -111,6 +123,14 @@ class RunMetrics:
             registry=self.registry,
         )
         self.info = Info("locust_run", "The run's settings", ["config"], registry=self.registry)
+        self.push_failures = Counter(
+            "locust_push_failures",
+            "Pushes of this process's metrics to the Pushgateway that failed",
+            ["config"],
+            registry=self.registry,
+        )
+        # Present from the first push, so "no failure" reads 0 rather than nothing.
+        self.push_failures.labels(config)
         self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     def record(
@@ -142,23 +162,35 @@ class Pusher:
         instance: str,
         interval: float,
         linger: float,
+        final_timeout: float,
     ) -> None:
         self.metrics = metrics
         self.gateway = gateway
-        self.grouping = {"run_id": run_id, "instance": instance}
+        self.run_id = run_id
+        self.grouping = grouping_key(run_id, instance)
         self.interval = interval
         self.linger = linger
-        self._last_warning = 0.0
-        self._greenlet: gevent.Greenlet | None = None
+        self.final_timeout = final_timeout
         self.before_push: list[Any] = []
+        self.failed_in_row = 0
+        self._ever_pushed = False
+        self._last_success = time.monotonic()
+        self._last_said: dict[int, float] = {}
+        self._greenlet: gevent.Greenlet | None = None
+        add_liveness_metrics(metrics.registry, ttl_seconds(interval, linger, PUSH_TIMEOUT_SECONDS))
 
     def start(self) -> None:
         self._greenlet = gevent.spawn(self._loop)
 
     def _loop(self) -> None:
         while True:
-            gevent.sleep(self.interval)
+            gevent.sleep(self.next_delay())
             self.push()
+
+    def next_delay(self) -> float:
+        """One interval while pushes work; after failures, doubling up to the cap."""
+        factor = 2 ** min(max(self.failed_in_row - 1, 0), 16)
+        return self.interval * min(factor, BACKOFF_MAX_INTERVALS)
 
     def push(self) -> bool:
         for update in self.before_push:
@@ -166,36 +198,89 @@ class Pusher:
         try:
             push_to_gateway(
                 self.gateway,
-                job="locust",
+                job=JOB,
                 registry=self.metrics.registry,
                 grouping_key=self.grouping,
-                timeout=3,
+                timeout=PUSH_TIMEOUT_SECONDS,
             )
-            return True
         except Exception as exc:
-            self._warn(
-                f"cannot push to the Pushgateway at {self.gateway} ({exc}); the test goes on"
-            )
+            # Whatever the transport raises (refused, reset, timeout, HTTP error), the
+            # test goes on: pushing is a side channel.
+            self._failed(exc)
             return False
+        self._succeeded()
+        return True
 
-    def _warn(self, message: str) -> None:
+    def _failed(self, exc: BaseException) -> None:
+        self.metrics.push_failures.labels(self.metrics.config).inc()
+        self.failed_in_row += 1
+        if self.failed_in_row == 1:
+            cap = self.interval * BACKOFF_MAX_INTERVALS
+            self._say(
+                logging.WARNING,
+                f"cannot push to the Pushgateway at {self.gateway} ({exc}); retrying every "
+                f"{self.interval:g} to {cap:g} s, the test goes on",
+            )
+
+    def _succeeded(self) -> None:
         now = time.monotonic()
-        if now - self._last_warning >= WARN_EVERY_SECONDS:
-            self._last_warning = now
-            log.warning(message)
+        if self.failed_in_row:
+            self._say(
+                logging.INFO,
+                f"pushes to the Pushgateway at {self.gateway} resumed after "
+                f"{self.failed_in_row} failed attempts ({now - self._last_success:.1f} s "
+                "without a successful push)",
+            )
+        self.failed_in_row = 0
+        self._ever_pushed = True
+        self._last_success = now
+
+    def _say(self, level: int, message: str) -> None:
+        """Log, at most once a minute per level: a flapping Pushgateway must not flood the log."""
+        now = time.monotonic()
+        if now - self._last_said.get(level, -float("inf")) >= WARN_EVERY_SECONDS:
+            self._last_said[level] = now
+            log.log(level, message)
 
     def finish(self) -> None:
-        """Final push, one scrape interval for Prometheus to read it, then delete the group."""
+        """Final push, one scrape interval for Prometheus to read it, then delete the group.
+
+        A Pushgateway that answered earlier in the run is probably restarting: the final
+        push is retried every interval for up to `final_timeout` seconds. One that never
+        answered is taken as absent, so the run ends without waiting for it.
+        """
         if self._greenlet is not None:
             self._greenlet.kill(block=False)
             self._greenlet = None
-        if not self.push():
-            return
+        patience = self.final_timeout if self._ever_pushed else 0.0
+        deadline = time.monotonic() + patience
+        while not self.push():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                if self._ever_pushed:
+                    log.warning(
+                        "gave up pushing the final state of run %s after %.0f s: the "
+                        "Pushgateway at %s does not answer; Prometheus keeps what was pushed "
+                        "before",
+                        self.run_id,
+                        patience,
+                        self.gateway,
+                    )
+                return
+            # The run is over and waits only for this: retry every interval, no backoff.
+            gevent.sleep(min(self.interval, remaining))
         gevent.sleep(self.linger)
         try:
-            delete_from_gateway(self.gateway, job="locust", grouping_key=self.grouping, timeout=3)
+            delete_from_gateway(
+                self.gateway, job=JOB, grouping_key=self.grouping, timeout=PUSH_TIMEOUT_SECONDS
+            )
         except Exception as exc:
-            self._warn(f"cannot delete the run's group from the Pushgateway ({exc})")
+            # The group's TTL runs out and the next run (or `up`) removes it.
+            log.warning(
+                "cannot delete run %s's group from the Pushgateway (%s); the next run removes it",
+                self.run_id,
+                exc,
+            )
 
 
 def instance_name(runner: Any) -> str:

@@ -18,6 +18,8 @@ from lab_prometheus import ProcessCpu, Pusher, RunMetrics, instance_name, role_o
 from lab_tally import LatencyTally
 from locust.env import Environment
 
+from monitoring.pushgateway import PushgatewayError, remove_dead_groups
+
 log = logging.getLogger("lab.run")
 SATURATED_CPU = 90.0
 EXIT_CHECK_FAILED = 3
@@ -71,11 +73,31 @@ class LabRun:
 
     # ------------------------------------------------------------ lifecycle
 
+    def remove_dead_runs(self) -> None:
+        """Delete the Pushgateway groups of generators that were killed or crashed.
+
+        The master (or the only process) does it once when Locust starts and again when a
+        later run starts in the same process; workers leave it to their master.
+        """
+        options = self.env.parsed_options
+        if self.role == "worker" or not options.pushgateway:
+            return
+        try:
+            removed = remove_dead_groups(options.pushgateway)
+        except PushgatewayError as exc:
+            log.warning("cannot remove dead runs from the Pushgateway: %s", exc)
+            return
+        for group in removed:
+            log.info("removed the Pushgateway group of a dead run: %s", group.describe())
+
     def test_start(self) -> None:
         options = self.env.parsed_options
-        if self.role != "worker" and self.metrics is not None and not self._run_id_given:
-            # A second run in the same process (web UI) gets an id of its own.
-            options.run_id = default_run_id()
+        if self.role != "worker" and self.metrics is not None:
+            # A later run in the same process (web UI): runs that died meanwhile go first.
+            self.remove_dead_runs()
+            if not self._run_id_given:
+                # A second run in the same process gets an id of its own.
+                options.run_id = default_run_id()
         self.tally = LatencyTally()
         self.cpu.reset()
         self.cpu_max = 0.0
@@ -104,6 +126,7 @@ class LabRun:
                 instance_name(self.env.runner),
                 options.push_interval,
                 options.scrape_interval,
+                options.push_final_timeout,
             )
             self.pusher.before_push.append(self._update_gauges)
             self.pusher.start()

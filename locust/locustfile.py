@@ -37,6 +37,8 @@ _runs: dict[int, LabRun] = {}
 @events.init.add_listener
 def on_init(environment: Environment, **_: Any) -> None:
     run = _runs[id(environment)] = LabRun(environment)
+    # A generator killed or crashed earlier left its group behind: no dead run is scraped.
+    run.remove_dead_runs()
     environment.events.test_start.add_listener(lambda **_: run.test_start())
     environment.events.test_stop.add_listener(lambda **_: run.test_stop())
     environment.events.quitting.add_listener(lambda **_: run.quitting())
