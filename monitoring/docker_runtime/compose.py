@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,8 @@ PASSWORD = "GRAFANA_ADMIN_PASSWORD"
 # stand-in when no password is set, so `make down` works even without a .env.
 PASSWORD_STAND_IN = "unused-by-this-command"
 CREATING_VERBS = frozenset({"up", "run", "create", "start", "restart"})
+# The group of the Docker socket, which the socket proxy joins (docker-compose.yaml).
+DOCKER_GID = "DOCKER_GID"
 NOT_RUNNING = "the Docker stack is not running; start it with `make up RUNTIME=docker`"
 
 
@@ -84,6 +88,46 @@ def dotenv_value(path: Path, key: str) -> str:
     return ""
 
 
+def _current_context(environ: Mapping[str, str]) -> str:
+    """The Docker CLI's context: DOCKER_CONTEXT, else config.json's, else "default"."""
+    if environ.get("DOCKER_CONTEXT"):
+        return environ["DOCKER_CONTEXT"]
+    folder = environ.get("DOCKER_CONFIG") or str(Path(environ.get("HOME", "/")) / ".docker")
+    try:
+        config = json.loads((Path(folder) / "config.json").read_text())
+    except (OSError, ValueError):
+        return "default"
+    context = config.get("currentContext") if isinstance(config, dict) else None
+    return context if isinstance(context, str) and context else "default"
+
+
+def docker_socket_group(
+    socket: Path, environ: Mapping[str, str] = os.environ, platform: str = sys.platform
+) -> str | None:
+    """The group id that may use `socket`, when containers mounting it reach the engine
+    the CLI talks to; None when that is not known.
+
+    It is not known on macOS and Windows (the engine and its socket live in a VM), when
+    DOCKER_HOST or a context other than `default` points elsewhere (Docker Desktop on
+    Linux, rootless Docker, a remote engine), or when only root may use the socket.
+    """
+    if not platform.startswith("linux"):
+        return None
+    host = environ.get("DOCKER_HOST", "")
+    if host and host != f"unix://{socket}":
+        return None
+    if _current_context(environ) != "default":
+        return None
+    try:
+        status = socket.stat()
+    except OSError:
+        return None
+    group_may_use = status.st_mode & 0o060 == 0o060
+    if not stat.S_ISSOCK(status.st_mode) or not group_may_use or status.st_gid == 0:
+        return None
+    return str(status.st_gid)
+
+
 def json_objects(text: str) -> list[dict[str, Any]]:
     """`--format json` output: a JSON array (older Compose) or one object per line."""
     text = text.strip()
@@ -125,6 +169,11 @@ class Compose:
         env = {**os.environ, **extra}
         if args and args[0] not in CREATING_VERBS and not self.password_set():
             env[PASSWORD] = PASSWORD_STAND_IN
+        # A DOCKER_GID chosen in the environment or in .env wins; compose reads .env itself.
+        if not env.get(DOCKER_GID) and not dotenv_value(self.env_file, DOCKER_GID):
+            group = docker_socket_group(self.settings.docker_socket, env)
+            if group is not None:
+                env[DOCKER_GID] = group
         return env
 
     def _missing(self) -> LabError:

@@ -31,6 +31,10 @@ class DockerSettings(BaseSettings):
 
     compose_file: Path = REPO / "docker-compose.yaml"
     docker_bin: str = "docker"
+    # The socket docker-compose.yaml mounts into its socket proxy. When the engine behind
+    # it is the one the CLI talks to, its group id becomes DOCKER_GID, so the proxy runs
+    # as nobody in that group instead of as root without capabilities.
+    docker_socket: Path = Path("/var/run/docker.sock")
     # Where the published ports are reached from this machine.
     host: str = "127.0.0.1"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,34 @@ def interpolate_tree(node: Any, env: Mapping[str, str]) -> Any:
     if isinstance(node, list):
         return [interpolate_tree(item, env) for item in node]
     return node
+
+
+_IMAGE = re.compile(
+    r"(?P<name>[a-z0-9]+(?:[._/-][a-z0-9]+)*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
+    r"(?:@sha256:(?P<digest>[0-9a-f]{64}))?"
+)
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """An image reference, `name[:tag][@sha256:digest]`, as Docker reads it."""
+
+    name: str
+    tag: str
+    digest: str
+
+    @classmethod
+    def parse(cls, reference: str) -> ImageRef:
+        match = _IMAGE.fullmatch(reference)
+        if not match:
+            raise ValueError(f"not an image reference: {reference!r}")
+        return cls(match["name"], match["tag"] or "", match["digest"] or "")
+
+    @property
+    def exact_version(self) -> bool:
+        """A release tag (v3.5.1, 3.11.14-slim-bookworm), never `latest` or a bare major."""
+        return re.match(r"v?\d+\.\d+\.\d+", self.tag) is not None
 
 
 def raw_compose() -> dict[str, Any]:

@@ -24,7 +24,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-RECORDED = ("REPLICAS", "CPUS", "MEMORY", "CONFIG", "WORKERS", "GRAFANA_ADMIN_PASSWORD")
+RECORDED = (
+    "REPLICAS",
+    "CPUS",
+    "MEMORY",
+    "CONFIG",
+    "WORKERS",
+    "GRAFANA_ADMIN_PASSWORD",
+    "DOCKER_GID",
+)
 UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 GLOBAL_OPTIONS = {"--project-name", "-p", "--file", "-f", "--profile", "--project-directory"}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,7 +23,11 @@ import pytest
 from api.resources import Deployment
 from monitoring.docker_runtime import DockerRuntime
 from monitoring.docker_runtime.__main__ import main
-from monitoring.docker_runtime.compose import NOT_RUNNING, PASSWORD_STAND_IN
+from monitoring.docker_runtime.compose import (
+    NOT_RUNNING,
+    PASSWORD_STAND_IN,
+    docker_socket_group,
+)
 from monitoring.docker_runtime.runtime import deployment_env
 from monitoring.docker_runtime.settings import DockerSettings
 from monitoring.errors import LabError
@@ -30,7 +35,21 @@ from monitoring.runtime import select_runtime
 
 FAKE = Path(__file__).with_name("fake_docker.py")
 GIB = 1024**3
-CLEARED = ("GRAFANA_ADMIN_PASSWORD", "REPLICAS", "CPUS", "MEMORY", "CONFIG", "WORKERS")
+CLEARED = (
+    "GRAFANA_ADMIN_PASSWORD",
+    "REPLICAS",
+    "CPUS",
+    "MEMORY",
+    "CONFIG",
+    "WORKERS",
+    "DOCKER_GID",
+    "DOCKER_HOST",
+    "DOCKER_CONTEXT",
+    "DOCKER_CONFIG",
+)
+ON_LINUX = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="the socket's group is read on Linux only"
+)
 
 
 @dataclass
@@ -128,6 +147,8 @@ def docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDock
     # Where compose would look for .env: this test's folder, not the repository.
     monkeypatch.setenv("LAB_COMPOSE_FILE", str(tmp_path / "docker-compose.yaml"))
     monkeypatch.setenv("LAB_POLL_INTERVAL_SECONDS", "0")
+    # This machine's own Docker socket (if any) stays out of the tests.
+    monkeypatch.setenv("LAB_DOCKER_SOCKET", str(tmp_path / "no-docker.sock"))
     for name in [*CLEARED, *(k for k in os.environ if k.startswith(("LOCUST_", "FAKE_DOCKER_")))]:
         if name != "FAKE_DOCKER_DIR":
             monkeypatch.delenv(name, raising=False)
@@ -568,3 +589,80 @@ def test_the_runtime_selector_builds_this_runtime_for_docker(docker: FakeDocker)
     assert isinstance(runtime, DockerRuntime)
     assert runtime.name == "docker"
     assert docker.calls() == [], "choosing the runtime runs nothing"
+
+
+# ------------------------------------------------------- the socket proxy's group
+
+
+def unix_socket(path: Path, mode: int = 0o660) -> int:
+    """A Unix socket file at `path` owned by a group other than root's; its group id."""
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.close()
+    path.chmod(mode)
+    if path.stat().st_gid == 0:
+        # Created by root: give it a group as the docker package does.
+        os.chown(path, -1, 4242)
+    return path.stat().st_gid
+
+
+@ON_LINUX
+@pytest.mark.usefixtures("password")
+def test_up_runs_the_socket_proxy_in_the_sockets_group(
+    docker: FakeDocker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "docker.sock"
+    group = unix_socket(path)
+    monkeypatch.setenv("LAB_DOCKER_SOCKET", str(path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+
+    make_runtime(docker).up(Deployment(1, 1.0, GIB))
+
+    up = next(c for c in docker.calls() if c["argv"][0] == "compose" and "up" in c["argv"])
+    assert up["env"]["DOCKER_GID"] == str(group)
+
+
+@pytest.mark.usefixtures("password")
+def test_a_docker_gid_chosen_in_dot_env_is_left_to_compose(
+    docker: FakeDocker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "docker.sock"
+    unix_socket(path)
+    monkeypatch.setenv("LAB_DOCKER_SOCKET", str(path))
+    Path(os.environ["LAB_COMPOSE_FILE"]).with_name(".env").write_text("DOCKER_GID=999\n")
+
+    make_runtime(docker).up(Deployment(1, 1.0, GIB))
+
+    up = next(c for c in docker.calls() if c["argv"][0] == "compose" and "up" in c["argv"])
+    assert "DOCKER_GID" not in up["env"], "compose reads .env itself"
+
+
+@ON_LINUX
+def test_socket_group_is_unknown_where_containers_reach_another_engine(tmp_path: Path) -> None:
+    path = tmp_path / "docker.sock"
+    group = unix_socket(path)
+    home = {"HOME": str(tmp_path)}
+    (tmp_path / "desktop").mkdir()
+    (tmp_path / "desktop" / "config.json").write_text('{"currentContext": "desktop-linux"}')
+
+    assert docker_socket_group(path, home) == str(group)
+    assert docker_socket_group(path, {**home, "DOCKER_HOST": f"unix://{path}"}) == str(group)
+    assert docker_socket_group(path, home, platform="darwin") is None
+    assert docker_socket_group(path, {**home, "DOCKER_HOST": "tcp://10.0.0.5:2376"}) is None
+    assert docker_socket_group(path, {**home, "DOCKER_CONTEXT": "rootless"}) is None
+    assert docker_socket_group(path, {**home, "DOCKER_CONFIG": str(tmp_path / "desktop")}) is None
+    assert docker_socket_group(tmp_path / "missing.sock", home) is None
+
+
+@ON_LINUX
+def test_socket_group_is_unknown_when_only_its_owner_may_use_it(tmp_path: Path) -> None:
+    owner_only = tmp_path / "owner.sock"
+    unix_socket(owner_only, mode=0o600)
+    not_a_socket = tmp_path / "file.sock"
+    not_a_socket.write_text("")
+    not_a_socket.chmod(0o660)
+    if not_a_socket.stat().st_gid == 0:
+        os.chown(not_a_socket, -1, 4242)
+
+    assert docker_socket_group(owner_only, {"HOME": str(tmp_path)}) is None
+    assert docker_socket_group(not_a_socket, {"HOME": str(tmp_path)}) is None

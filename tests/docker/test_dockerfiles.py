@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.docker.compose_file import load_compose
+from tests.docker.compose_file import ImageRef, load_compose
 from tests.support import REPO
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
@@ -53,20 +53,40 @@ def test_every_compose_build_has_its_dockerfile_checked_here() -> None:
     assert names == {"api/Dockerfile", "locust/Dockerfile", "tracing/otel-collector.Dockerfile"}
 
 
-@pytest.mark.parametrize("path", dockerfiles(), ids=lambda p: p.relative_to(REPO).as_posix())
-def test_dockerfile_bases_are_pinned(path: Path) -> None:
+def bases(path: Path) -> list[ImageRef]:
+    """The images a Dockerfile builds on, less its own earlier stages."""
     stages: set[str] = set()
+    out = []
     for keyword, rest in instructions(path):
         if keyword != "FROM":
             continue
         words = rest.split()
-        image = words[0]
-        if image not in stages:
-            name, _, tag = image.rpartition(":")
-            assert name and "/" not in tag, f"{image} has no tag"
-            assert tag != "latest" and re.match(r"v?\d+\.\d+\.\d+", tag), f"{image} not pinned"
+        if words[0] not in stages:
+            out.append(ImageRef.parse(words[0]))
         if len(words) == 3 and words[1].upper() == "AS":
             stages.add(words[2])
+    return out
+
+
+@pytest.mark.parametrize("path", dockerfiles(), ids=lambda p: p.relative_to(REPO).as_posix())
+def test_dockerfile_bases_are_pinned_by_tag_and_digest(path: Path) -> None:
+    found = bases(path)
+
+    assert found
+    for base in found:
+        assert base.exact_version, f"{base} is not pinned to a release"
+        assert re.fullmatch(r"[0-9a-f]{64}", base.digest), f"{base} is not pinned by digest"
+    assert "docker buildx imagetools inspect" in path.read_text(), "say how to refresh"
+
+
+def test_one_base_tag_has_one_digest_in_every_dockerfile() -> None:
+    digests: dict[tuple[str, str], set[str]] = {}
+    for path in dockerfiles():
+        for base in bases(path):
+            digests.setdefault((base.name, base.tag), set()).add(base.digest)
+
+    assert ("python", "3.11.14-slim-bookworm") in digests
+    assert all(len(found) == 1 for found in digests.values()), digests
 
 
 @pytest.mark.parametrize("path", dockerfiles(), ids=lambda p: p.relative_to(REPO).as_posix())
@@ -109,13 +129,10 @@ def test_dockerfile_passes_hadolint(path: Path) -> None:
 
 
 def test_api_image_is_python_slim_with_an_exact_version() -> None:
-    bases = [
-        rest.split()[0] for kw, rest in instructions(REPO / "api" / "Dockerfile") if kw == "FROM"
-    ]
-    python = [b for b in bases if b.startswith("python:")]
+    python = [b for b in bases(REPO / "api" / "Dockerfile") if b.name == "python"]
 
     assert python and len(set(python)) == 1
-    version = re.fullmatch(r"python:(\d+)\.(\d+)\.(\d+)-slim-bookworm", python[0])
+    version = re.fullmatch(r"(\d+)\.(\d+)\.(\d+)-slim-bookworm", python[0].tag)
     assert version, python[0]
     minimum = re.fullmatch(r">=(\d+)\.(\d+)", PYPROJECT["requires-python"])
     assert minimum
@@ -137,15 +154,15 @@ def test_api_image_trains_at_build_and_serves_one_worker() -> None:
 
 def test_built_images_are_tagged_with_their_versions() -> None:
     services = built_services()
-    collector_base = [
-        rest.split()[0]
-        for kw, rest in instructions(REPO / "tracing" / "otel-collector.Dockerfile")
-        if kw == "FROM" and "opentelemetry" in rest
+    collector = [
+        b
+        for b in bases(REPO / "tracing" / "otel-collector.Dockerfile")
+        if "opentelemetry" in b.name
     ]
 
     assert services["api"]["image"] == f"capacity-lab/api:{PYPROJECT['version']}"
     assert services["locust"]["image"] == f"capacity-lab/locust:{PYPROJECT['version']}"
-    assert services["otel-collector"]["image"].split(":")[1] == collector_base[0].split(":")[1]
+    assert ImageRef.parse(services["otel-collector"]["image"]).tag == collector[0].tag
 
 
 # --------------------------------------------------------------- the locust image
@@ -153,16 +170,18 @@ def test_built_images_are_tagged_with_their_versions() -> None:
 
 def test_locust_image_matches_the_projects_pins() -> None:
     steps = instructions(REPO / "locust" / "Dockerfile")
-    base = next(rest for kw, rest in steps if kw == "FROM")
     installed = re.findall(
         r"([A-Za-z0-9_.-]+)==([^\s]+)", " ".join(r for k, r in steps if k == "RUN")
     )
+    api_python = [b for b in bases(REPO / "api" / "Dockerfile") if b.name == "python"]
 
-    assert base == f"locustio/locust:{PINS['locust']}"
+    # The api image's Python, so both images run the interpreter the tests run.
+    assert bases(REPO / "locust" / "Dockerfile") == api_python[:1]
     assert installed
     for package, version in installed:
         assert PINS.get(package) == version, f"{package}=={version} is not the project's pin"
     assert {p for p, _ in installed} >= {
+        "locust",
         "locust-plugins",
         "prometheus-client",
         "palmerpenguins",

@@ -153,7 +153,11 @@ def test_api_targets_are_the_compose_projects_api_containers(
 ) -> None:
     sd = jobs["api"]["docker_sd_configs"][0]
 
-    assert sd["host"] == "unix:///var/run/docker.sock"
+    # The socket proxy, on a network both join; Prometheus holds no Docker socket.
+    assert sd["host"] == "tcp://socket-proxy:2375"
+    compose = yaml.safe_load((REPO / "docker-compose.yaml").read_text())["services"]
+    assert "docker-api" in compose["prometheus"]["networks"]
+    assert not [v for v in compose["prometheus"]["volumes"] if "docker.sock" in v]
     assert sd["filters"] == [
         {
             "name": "label",

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
+from api.resources import parse_memory
 from tests.docker.compose_file import load_compose
 from tests.support import REPO
 
@@ -72,3 +73,14 @@ def test_tempo_keeps_traces_in_its_volume_and_answers_grafana(
     assert str(TEMPO["server"]["http_listen_port"]) in services["tempo"]["expose"]
     assert urls == [f"http://tempo:{TEMPO['server']['http_listen_port']}"]
     assert TEMPO["usage_report"]["reporting_enabled"] is False
+
+
+def test_collector_refuses_spans_before_its_container_limit_is_reached(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    limiter = COLLECTOR["processors"]["memory_limiter"]
+    limit = parse_memory(services["otel-collector"]["deploy"]["resources"]["limits"]["memory"])
+
+    assert limit is not None
+    # The limiter's ceiling plus the spike it allows stays under what the kernel enforces.
+    assert (limiter["limit_mib"] + limiter["spike_limit_mib"]) * 1024**2 < limit

@@ -11,7 +11,6 @@ import yaml
 from monitoring.native.configs import (
     API_ROUTE_RULE,
     HEALTH_CHECK,
-    PASSIVE_HEALTH_CHECK,
     TRAEFIK_DIR,
     traefik_dynamic,
 )
@@ -58,7 +57,8 @@ def test_health_checks_and_transport_are_the_native_ones(labels: dict[str, str])
     service = under(labels, SERVICE)
 
     assert under(labels, SERVICE + "healthcheck.") == lowered(HEALTH_CHECK)
-    assert under(labels, SERVICE + "passivehealthcheck.") == lowered(PASSIVE_HEALTH_CHECK)
+    assert "passiveHealthCheck" not in native
+    assert not under(labels, SERVICE + "passivehealthcheck.")
     assert service["serverstransport"] == native["serversTransport"] == "api-transport@file"
     assert service["passhostheader"] == str(native["passHostHeader"]).lower()
     assert service["server.port"] == "8001"
@@ -82,7 +82,7 @@ def test_traefik_mounts_the_static_file_both_runtimes_share(compose: dict[str, A
     assert "./traefik/traefik.yml:/etc/traefik/traefik.yml:ro" in volumes
     dynamic = static["providers"]["file"]["directory"]
     assert f"./traefik/dynamic:{dynamic}:ro" in volumes
-    assert "/var/run/docker.sock:/var/run/docker.sock:ro" in volumes
+    assert not [v for v in volumes if "docker.sock" in v], "Traefik asks the socket proxy"
 
 
 def test_docker_provider_routes_only_opted_in_containers_on_the_lab_network(
@@ -93,6 +93,9 @@ def test_docker_provider_routes_only_opted_in_containers_on_the_lab_network(
     assert docker["exposedByDefault"] is False
     assert docker["network"] == compose["networks"]["default"]["name"]
     assert compose["name"] == "capacity-lab"
+    # The socket proxy's service name and port, on a network both join.
+    assert docker["endpoint"] == "tcp://socket-proxy:2375"
+    assert "docker-api" in compose["services"]["traefik"]["networks"]
 
 
 def test_entry_points_are_the_published_ports(compose: dict[str, Any]) -> None:
