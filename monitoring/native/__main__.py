@@ -10,8 +10,8 @@ from api.resources import Deployment, format_cpus, format_memory
 from monitoring.errors import LabError, reports_errors
 from monitoring.native.demo import demo
 from monitoring.native.settings import NativeSettings
-from monitoring.native.stack import NativeStack
-from monitoring.native.state import State
+from monitoring.native.stack import NativeStack, describe
+from monitoring.native.state import State, StateError
 from monitoring.native.status import render
 from monitoring.native.supervisor import supervise
 
@@ -25,8 +25,20 @@ def format_memory_arg(memory: int | None) -> str:
 
 
 def running_state(stack: NativeStack) -> State:
-    state = stack.state()
+    """The running stack's state, or one message saying what is wrong and what to do."""
+    try:
+        state = stack.state()
+    except StateError as exc:
+        running = stack.still_running()
+        alive = f" Still running from this run folder: {describe(running)}." if running else ""
+        raise LabError(f"{exc}.{alive}") from None
     if state is None:
+        running = stack.still_running()
+        if running:
+            raise LabError(
+                f"there is no state.json, yet processes this run folder started are running "
+                f"({describe(running)}); `make down` stops them, then `make up`"
+            )
         raise LabError("the native stack is not running; start it with `make up`")
     return state
 
@@ -44,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("down", help="stop everything that was started")
     sub.add_parser("demo", help="start if needed, send predictions, show where to look")
     sub.add_parser("label", help="print the running deployment's config label")
-    sub.add_parser("supervise", help="(internal) restart replicas that die")
+    sub.add_parser("supervise", help="(internal) restart replicas and components that die")
     args = parser.parse_args(argv)
 
     settings = NativeSettings()
@@ -66,6 +78,11 @@ def main(argv: list[str] | None = None) -> None:
         console.print(f"scaled to {state.label}")
         render(stack, state, console)
     elif args.command == "status":
+        running_state(stack)
+        # A dead supervisor is reported and started again by every command that finds it.
+        revived = stack.ensure_supervisor()
+        if revived:
+            console.print(f"[yellow]{revived}[/yellow]", highlight=False)
         render(stack, running_state(stack), console)
     elif args.command == "down":
         stopped = stack.down()

@@ -163,6 +163,25 @@ def remove_lab_folders(roots: dict[str, str]) -> None:
                 path.rmdir()
 
 
+def remove_stack_leftovers(stack: str, root: Path = CGROUP_ROOT) -> None:
+    """Remove a stack's cgroups when its state (which names them) is lost: its folders are
+    found where `plan` puts them. Only empty cgroups can be removed, so this runs after its
+    processes are stopped and never touches a live one."""
+    if os.geteuid() != 0:
+        return
+    folders = [root / LAB_FOLDER / stack]
+    own = CgroupPaths.of_process(root=root)
+    if own is not None and own.version == 1:
+        folders += [own.cpu / LAB_FOLDER / stack, own.memory / LAB_FOLDER / stack]
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for child in folder.iterdir():
+            if child.is_dir():
+                remove({"unified": str(child)}, timeout=1.0)
+        remove_lab_folders({"stack": str(folder)})
+
+
 def wrap(command: list[str], cgroup: dict[str, str]) -> list[str]:
     """Run `command` inside the cgroup from its first instruction: a shell writes its own
     pid into cgroup.procs, then becomes the command (exec keeps the pid)."""

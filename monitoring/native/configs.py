@@ -57,6 +57,7 @@ class RunFiles:
         self.prometheus_config = root / "prometheus" / "prometheus.yml"
         self.targets_dir = root / "prometheus" / "targets"
         self.api_targets = self.targets_dir / "api.json"
+        self.supervisor_targets = self.targets_dir / "supervisor.json"
         self.prometheus_data = root / "prometheus-data"
 
     def log(self, name: str) -> Path:
@@ -87,6 +88,11 @@ class RunFiles:
             json.dumps(file_sd(self.settings, replicas, label), indent=2),
             self.staging,
         )
+
+    def publish_supervisor(self, port: int) -> None:
+        """Tell Prometheus where the supervisor serves its metrics."""
+        targets = [{"targets": [f"{self.settings.host}:{port}"], "labels": {}}]
+        _atomic_write(self.supervisor_targets, json.dumps(targets, indent=2), self.staging)
 
 
 def traefik_static(settings: NativeSettings, dynamic_dir: Path) -> dict[str, Any]:

@@ -1,4 +1,11 @@
-"""Starting, watching and stopping the runtime's processes, and the ports they need."""
+"""Starting, watching and stopping the runtime's processes, and the ports they need.
+
+Every process the runtime spawns carries two environment variables: LAB_RUN_OWNER (the
+resolved run folder) and LAB_COMPONENT (its name). The kernel keeps a process's initial
+environment readable in /proc/<pid>/environ, so `find_run_processes` finds everything a run
+started even when state.json is gone, corrupt, or was never written (a launcher killed
+between a spawn and its next write).
+"""
 
 from __future__ import annotations
 
@@ -34,25 +41,84 @@ def find_binary(name: str, install_hint: str) -> str:
     return found
 
 
+OWNER_VARIABLE = "LAB_RUN_OWNER"
+COMPONENT_VARIABLE = "LAB_COMPONENT"
+# Children this process spawned, by pid: their exit status can be read (and reaped) here.
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def owner_mark(run_dir: Path) -> str:
+    return str(run_dir.resolve())
+
+
 def spawn(
-    command: Sequence[str], log: Path, env: Mapping[str, str] | None = None, cwd: Path | None = None
+    command: Sequence[str],
+    log: Path,
+    *,
+    run_dir: Path,
+    name: str,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> Proc:
-    """Start a process detached from this one (own session), output appended to `log`."""
+    """Start a process detached from this one (own session), output appended to `log`,
+    marked as `name` of the run in `run_dir`."""
     log.parent.mkdir(parents=True, exist_ok=True)
+    child_env = dict(env if env is not None else os.environ)
+    child_env[OWNER_VARIABLE] = owner_mark(run_dir)
+    child_env[COMPONENT_VARIABLE] = name
     with log.open("ab") as output:
         process = subprocess.Popen(
             list(command),
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT,
-            env=dict(env) if env is not None else None,
+            env=child_env,
             cwd=cwd,
             start_new_session=True,
         )
+    _children[process.pid] = process
     try:
         return Proc.of(process.pid, log)
     except psutil.NoSuchProcess:
         return Proc(pid=process.pid, create_time=0.0, log=str(log))
+
+
+def exit_description(proc: Proc) -> str:
+    """How a process that exited ended: its exit code or signal when this process spawned
+    it (and so may read its status), else a plain "exited"."""
+    child = _children.get(proc.pid)
+    if child is None:
+        return "exited"
+    try:
+        code = child.wait(timeout=1)
+    except subprocess.TimeoutExpired:
+        return "exited"
+    del _children[proc.pid]
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def find_run_processes(run_dir: Path) -> list[tuple[str, Proc]]:
+    """(name, process) of every live process that the run in `run_dir` spawned."""
+    mark = owner_mark(run_dir)
+    found = []
+    for process in psutil.process_iter(["pid", "create_time"]):
+        if process.pid == os.getpid():
+            continue
+        try:
+            environ = process.environ()
+            if environ.get(OWNER_VARIABLE) != mark or process.status() == psutil.STATUS_ZOMBIE:
+                continue
+        except psutil.Error:
+            # Gone since the listing, or not ours to read (another user's process).
+            continue
+        name = environ.get(COMPONENT_VARIABLE, "?")
+        found.append((name, Proc(pid=process.pid, create_time=process.info["create_time"], log="")))
+    return found
 
 
 def stop(proc: Proc, *, timeout: float, signals: int = 1) -> bool:
@@ -76,6 +142,11 @@ def stop_all(procs: Sequence[Proc], *, timeout: float, signals: int = 1) -> list
         with contextlib.suppress(psutil.NoSuchProcess):
             handle.kill()
     _wait_gone(alive, 5)
+    for proc in procs:
+        # Reap our own children, or each would stay a zombie as long as this process.
+        child = _children.pop(proc.pid, None)
+        if child is not None and child.poll() is None:
+            _children[proc.pid] = child
     return [proc for proc, _ in running]
 
 

@@ -4,12 +4,16 @@ Every change follows one order, so that no request is sent to a replica that can
 answer it: a new replica starts and answers /ready, then joins Traefik and Prometheus; a
 replica that goes first leaves Traefik (the launcher waits until Traefik's API no longer
 lists it), then gets SIGTERM, drains and exits. Changing limits replaces replicas one at
-a time. All of it happens under the run folder's lock, recorded in state.json.
+a time. All of it happens under the run folder's lock, recorded in state.json as soon as
+each process is spawned; `down` also finds the run's processes without state.json
+(processes.find_run_processes), so a corrupt state file or a launcher killed mid-`scale`
+leaves nothing running behind.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import time
 from collections.abc import Iterable
@@ -26,6 +30,7 @@ from monitoring.native import cgroups
 from monitoring.native.configs import SERVICE, RunFiles
 from monitoring.native.processes import (
     find_binary,
+    find_run_processes,
     http_ok,
     port_is_free,
     require_free_port,
@@ -34,12 +39,13 @@ from monitoring.native.processes import (
     stop_all,
     wait_for,
 )
-from monitoring.native.settings import REPO, NativeSettings
+from monitoring.native.settings import REPO, NativeSettings, remote_exposure
 from monitoring.native.state import (
     Component,
     Proc,
     Replica,
     State,
+    StateError,
     append_event,
     read_state,
     run_lock,
@@ -96,6 +102,23 @@ class NativeStack:
         if not (self.settings.model_dir / "metadata.json").is_file():
             raise LabError(f"no model in {self.settings.model_dir}/; run `make train` first")
 
+    def check_host(self) -> None:
+        """Refuse to listen beyond this machine unless asked to, then say what is open."""
+        exposed = remote_exposure(self.settings)
+        if not exposed:
+            return
+        listing = "; ".join(exposed)
+        if not self.settings.allow_remote:
+            raise LabError(
+                f"LAB_HOST={self.settings.host} is not a loopback address: it would expose "
+                f"{listing}. Keep the default LAB_HOST=127.0.0.1, or set LAB_ALLOW_REMOTE=true "
+                "to accept this"
+            )
+        self._say(
+            f"[bold red]warning:[/bold red] LAB_HOST={self.settings.host} with "
+            f"LAB_ALLOW_REMOTE=true exposes to every host that can reach this one: {listing}"
+        )
+
     def _check_ports(self) -> None:
         s = self.settings
         wanted = {
@@ -104,10 +127,25 @@ class NativeStack:
             "LAB_PROMETHEUS_PORT": s.prometheus_port,
             "LAB_PUSHGATEWAY_PORT": s.pushgateway_port,
         }
+        if s.supervisor_port:
+            wanted["LAB_SUPERVISOR_PORT"] = s.supervisor_port
         if len(set(wanted.values())) != len(wanted):
             raise LabError(f"two components were given the same port: {wanted}")
         for setting, port in wanted.items():
             require_free_port(s.host, port, setting)
+
+    def _supervisor_port(self) -> int:
+        """LAB_SUPERVISOR_PORT, or a port the system reports free now."""
+        if self.settings.supervisor_port:
+            return self.settings.supervisor_port
+        with socket.socket() as probe:
+            probe.bind((self.settings.host, 0))
+            return int(probe.getsockname()[1])
+
+    def _save(self, state: State) -> None:
+        """Record the state now: called after every spawn, so a launcher killed at any
+        point leaves a record of what it started."""
+        write_state(self.files.root, state)
 
     def _free_replica_port(self, state: State) -> int:
         taken = {r.port for r in state.replicas} | set(state.ports.values())
@@ -120,28 +158,64 @@ class NativeStack:
 
     # -------------------------------------------------------------- components
 
-    def _start_component(self, name: str, command: list[str], port: int, health: str) -> Component:
-        proc = spawn(command, self.files.log(name), cwd=REPO)
-        component = Component(name=name, port=port, proc=proc)
-        wait_for(
-            lambda: http_ok(f"{self.settings.url(port)}{health}"),
-            timeout=30,
-            what=f"{name} on port {port}",
-            proc=proc,
+    def spawn_component(self, component: Component) -> None:
+        """(Re)start a component with its recorded command line; does not wait for it."""
+        component.proc = spawn(
+            component.command,
+            self.files.log(component.name),
+            run_dir=self.files.root,
+            name=component.name,
+            env=self._child_env(),
+            cwd=REPO,
         )
-        self.event(f"started {name} pid {proc.pid} on port {port}")
+        component.status = "starting"
+        component.started_at = time.time()
+
+    def is_ready(self, item: Component | Replica) -> bool:
+        """One readiness probe, short enough for the supervisor's loop."""
+        path = "/ready" if isinstance(item, Replica) else item.health
+        return http_ok(f"{self.settings.url(item.port)}{path}", timeout=0.5)
+
+    def _start_component(
+        self, state: State, name: str, command: list[str], port: int, health: str
+    ) -> Component:
+        component = Component(
+            name=name,
+            port=port,
+            proc=Proc(pid=0, create_time=0.0, log=str(self.files.log(name))),
+            command=command,
+            health=health,
+        )
+        state.components[name] = component
+        self.spawn_component(component)
+        self._save(state)
+        wait_for(
+            lambda: self.is_ready(component),
+            timeout=self.settings.ready_timeout_seconds,
+            what=f"{name} on port {port}",
+            proc=component.proc,
+        )
+        component.status = "running"
+        self._save(state)
+        self.event(f"started {name} pid {component.proc.pid} on port {port}")
         return component
 
-    def _start_pushgateway(self, binary: str) -> Component:
+    def _start_pushgateway(self, state: State, binary: str) -> Component:
         s = self.settings
         command = [
             binary,
             f"--web.listen-address={s.host}:{s.pushgateway_port}",
+            # No persistence. Debian's build defaults to /var/lib/prometheus/pushgateway.data:
+            # outside the run folder, shared by every clone on the machine, and it brings
+            # dead runs' groups back after every restart. A live generator pushes its
+            # cumulative counters again within one scrape interval, so a restarted
+            # Pushgateway held in memory only loses groups that no live run reports.
+            "--persistence.file=",
             "--log.level=warn",
         ]
-        return self._start_component("pushgateway", command, s.pushgateway_port, "/-/ready")
+        return self._start_component(state, "pushgateway", command, s.pushgateway_port, "/-/ready")
 
-    def _start_prometheus(self, binary: str) -> Component:
+    def _start_prometheus(self, state: State, binary: str) -> Component:
         s = self.settings
         command = [
             binary,
@@ -153,20 +227,64 @@ class NativeStack:
             "--enable-feature=exemplar-storage",
             "--log.level=warn",
         ]
-        return self._start_component("prometheus", command, s.prometheus_port, "/-/ready")
+        return self._start_component(state, "prometheus", command, s.prometheus_port, "/-/ready")
 
-    def _start_traefik(self, binary: str) -> Component:
+    def _start_traefik(self, state: State, binary: str) -> Component:
         command = [binary, f"--configFile={self.files.traefik_static}"]
-        return self._start_component("traefik", command, self.settings.traefik_port, "/ping")
+        return self._start_component(state, "traefik", command, self.settings.traefik_port, "/ping")
 
-    def _start_supervisor(self) -> Component:
-        proc = spawn(
-            [sys.executable, "-m", "monitoring.native", "supervise"],
-            self.files.log("supervisor"),
-            env=self._child_env(),
-            cwd=REPO,
+    def _start_supervisor(self, state: State) -> Component:
+        """Start the supervisor (again), keeping the record of its earlier lives."""
+        port = state.ports.get("supervisor", 0)
+        previous = state.components.get("supervisor")
+        component = Component(
+            name="supervisor",
+            port=port,
+            proc=Proc(pid=0, create_time=0.0, log=str(self.files.log("supervisor"))),
+            command=[sys.executable, "-m", "monitoring.native", "supervise"],
+            health="/metrics" if port else "",
         )
-        return Component(name="supervisor", port=0, proc=proc)
+        if previous is not None:
+            component.restarts = previous.restarts + 1
+            component.last_exit = f"{time.strftime('%H:%M:%S')} found not running"
+        state.components["supervisor"] = component
+        self.spawn_component(component)
+        # Its readiness is its own business: nothing waits for it, and status shows it.
+        component.status = "running"
+        self._save(state)
+        return component
+
+    def revive_supervisor(self, state: State) -> str | None:
+        """Start the supervisor again if it died; returns what to tell the user."""
+        recorded = state.components.get("supervisor")
+        # No record: `up` never finished, and there is no stack to supervise.
+        if recorded is None or recorded.proc.alive():
+            return None
+        # A supervisor spawned by a command that died before recording it still counts.
+        for name, proc in find_run_processes(self.files.root):
+            if name == "supervisor":
+                recorded.proc = proc
+                self._save(state)
+                return None
+        log = self.files.log("supervisor")
+        component = self._start_supervisor(state)
+        message = (
+            f"the supervisor was not running (nothing restarted crashed components "
+            f"meanwhile; its log: {log}); started it again as pid {component.proc.pid}"
+        )
+        self.event(message)
+        return message
+
+    def ensure_supervisor(self, attempts: int = 20) -> str | None:
+        """`revive_supervisor` under the run lock, for commands that do not hold it; gives
+        up quietly while another command (a `scale`) holds the lock: that one revives it."""
+        for _ in range(attempts):
+            with run_lock(self.files.root, blocking=False) as locked:
+                if locked:
+                    state = read_state(self.files.root)
+                    return None if state is None else self.revive_supervisor(state)
+            time.sleep(0.05)
+        return None
 
     def _child_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -208,7 +326,14 @@ class NativeStack:
             }
         )
         command = cgroups.wrap([sys.executable, "-m", "api"], replica.cgroup)
-        replica.proc = spawn(command, self.files.log(replica.name), env=env, cwd=REPO)
+        replica.proc = spawn(
+            command,
+            self.files.log(replica.name),
+            run_dir=self.files.root,
+            name=replica.name,
+            env=env,
+            cwd=REPO,
+        )
         replica.status = "starting"
         replica.started_at = time.time()
 
@@ -236,6 +361,7 @@ class NativeStack:
             )
             state.replicas.append(replica)
             self.spawn_replica(state, replica)
+            self._save(state)
             created.append(replica)
         return created
 
@@ -263,6 +389,7 @@ class NativeStack:
         cgroups.remove(replica.cgroup)
         if replica in state.replicas:
             state.replicas.remove(replica)
+        self._save(state)
 
     def retire(self, state: State, leaving: list[Replica]) -> None:
         """Take replicas out of Traefik and Prometheus, let their in-flight requests
@@ -271,6 +398,7 @@ class NativeStack:
             return
         for replica in leaving:
             replica.status = "leaving"
+        self._save(state)
         self.files.publish(state.serving(), state.label)
         self._wait_traefik([r.port for r in state.serving()], [r.port for r in leaving])
         with self.console.status("letting in-flight requests finish"):
@@ -283,6 +411,7 @@ class NativeStack:
             cgroups.remove(replica.cgroup)
             state.replicas.remove(replica)
             self.event(f"{replica.name} pid {replica.proc.pid} left")
+        self._save(state)
 
     def in_flight(self, replica: Replica) -> float:
         """Requests the replica is serving now, from its own in-progress gauge."""
@@ -360,16 +489,9 @@ class NativeStack:
         """Start the whole stack; a stale run (crashed launcher) is cleaned first."""
         s = self.settings
         deployment = s.deployment()
+        self.check_host()
         with run_lock(self.files.root):
-            existing = read_state(self.files.root)
-            if existing is not None:
-                if any(proc.alive() for _, proc in existing.all_procs()):
-                    raise LabError(
-                        "the native stack is already running (`make status` shows it); "
-                        "change it with `make scale REPLICAS=n`, or stop it with `make down`"
-                    )
-                self._say("cleaning up what a previous run left behind")
-                self._teardown(existing)
+            self._clear_previous_run()
             binaries = self._binaries()
             self._check_model()
             self._check_ports()
@@ -387,6 +509,7 @@ class NativeStack:
                     "traefik": s.traefik_port,
                     "prometheus": s.prometheus_port,
                     "pushgateway": s.pushgateway_port,
+                    "supervisor": self._supervisor_port(),
                 },
                 label=deployment.label,
                 replicas_wanted=deployment.replicas,
@@ -398,34 +521,66 @@ class NativeStack:
                 scrape_interval_seconds=s.scrape_interval_seconds,
             )
             self.files.write_static([], state.label)
+            self.files.publish_supervisor(state.ports["supervisor"])
             self.event(f"up {deployment.label}")
             try:
-                write_state(self.files.root, state)
-                state.components["pushgateway"] = self._start_pushgateway(binaries.pushgateway)
-                write_state(self.files.root, state)
-                state.components["prometheus"] = self._start_prometheus(binaries.prometheus)
-                write_state(self.files.root, state)
+                self._save(state)
+                self._start_pushgateway(state, binaries.pushgateway)
+                self._start_prometheus(state, binaries.prometheus)
                 created = self._new_replicas(state, deployment.replicas, deployment)
-                write_state(self.files.root, state)
                 for replica in created:
                     with self.console.status(f"waiting for {replica.name} to load its model"):
                         self.wait_ready(replica)
+                self._save(state)
                 self.files.publish(state.serving(), state.label)
-                state.components["traefik"] = self._start_traefik(binaries.traefik)
-                write_state(self.files.root, state)
+                self._start_traefik(state, binaries.traefik)
                 self._wait_traefik([r.port for r in state.serving()], [])
                 self._wait_prometheus_targets({r.name for r in state.serving()})
-                state.components["supervisor"] = self._start_supervisor()
-                write_state(self.files.root, state)
+                self._start_supervisor(state)
             except BaseException:
                 self._teardown(state)
                 raise
             return state
 
+    def _clear_previous_run(self) -> None:
+        """Refuse to start over a live run; clean what a dead one left (under the lock)."""
+        try:
+            existing = read_state(self.files.root)
+            unreadable = None
+        except StateError as exc:
+            existing, unreadable = None, exc
+        if existing is not None:
+            if any(proc.alive() for _, proc in existing.all_procs()):
+                revived = self.revive_supervisor(existing)
+                raise LabError(
+                    "the native stack is already running (`make status` shows it); "
+                    "change it with `make scale REPLICAS=n`, or stop it with `make down`"
+                    + (f". Note: {revived}" if revived else "")
+                )
+            self._say("cleaning up what a previous run left behind")
+            self._teardown(existing)
+            return
+        orphans = find_run_processes(self.files.root)
+        if orphans:
+            why = "state.json is unreadable" if unreadable else "there is no state.json"
+            raise LabError(
+                f"processes this run folder started are still running ({describe(orphans)}) "
+                f"but {why}; `make down` stops them, then `make up`"
+            )
+        if unreadable is not None:
+            self._say(
+                f"[yellow]{unreadable.path} was unreadable ({unreadable.reason}); nothing "
+                "of that run is still running, so it is replaced[/yellow]"
+            )
+            self._teardown(None)
+
     def scale(self, deployment: Deployment, replace: bool = False) -> State:
         """Change the stack to `deployment`; `replace` rolls every replica even when the
         limits stay (so replicas pick up new API_* settings from the environment)."""
         with self._state() as state:
+            revived = self.revive_supervisor(state)
+            if revived:
+                self._say(f"[yellow]{revived}[/yellow]")
             old_limits = (state.cpus, state.memory)
             new_limits = (deployment.cpus, deployment.memory)
             state.label = deployment.label
@@ -436,9 +591,12 @@ class NativeStack:
             for dead in [r for r in state.replicas if r.status == "dead"]:
                 cgroups.remove(dead.cgroup)
                 state.replicas.remove(dead)
-            current = [r for r in state.replicas if r.status != "leaving"]
-            # Shrink first, so that replacing limits touches as few replicas as possible.
+            # A replica waiting for its restart (crashed, or starting again) is still one of
+            # the deployment's: counting it as missing would start one too many. It is the
+            # first to go when shrinking, though (the stable sort keeps running ones first).
+            current = sorted(state.present(), key=lambda r: r.status != "running")
             extra = len(current) - deployment.replicas
+            # Shrink first, so that replacing limits touches as few replicas as possible.
             if extra > 0:
                 leaving = current[-extra:]
                 self._say(f"removing {', '.join(r.name for r in leaving)}")
@@ -449,7 +607,7 @@ class NativeStack:
                     self._say(f"replacing {old.name}")
                     self._start_and_join(state, 1, deployment)
                     self.retire(state, [old])
-            missing = deployment.replicas - len(state.serving())
+            missing = deployment.replicas - len(state.present())
             if missing > 0:
                 self._say(f"starting {missing} replica(s)")
                 self._start_and_join(state, missing, deployment)
@@ -458,35 +616,63 @@ class NativeStack:
             return state
 
     def down(self) -> list[str]:
+        """Stop everything the run started: what state.json records and whatever carries
+        the run folder's mark, so a corrupt or missing state file stops nothing less."""
         with run_lock(self.files.root):
-            state = read_state(self.files.root)
-            if state is None:
-                return []
+            try:
+                state = read_state(self.files.root)
+            except StateError as exc:
+                self._say(
+                    f"[yellow]{exc.path} is unreadable ({exc.reason}); stopping the processes "
+                    f"this run folder started, found through their environment[/yellow]"
+                )
+                state = None
             stopped = self._teardown(state)
-            self.event(f"down: stopped {', '.join(stopped) or 'nothing'}")
+            if state is not None or stopped:
+                self.event(f"down: stopped {', '.join(stopped) or 'nothing'}")
             return stopped
 
-    def _teardown(self, state: State) -> list[str]:
-        """Stop every recorded process (supervisor first, replicas without drain), remove
-        the cgroups and the state. Safe on a partly started or crashed stack."""
-        stopped = []
-        supervisor = state.components.get("supervisor")
-        if supervisor and stop(supervisor.proc, timeout=10):
-            stopped.append("supervisor")
+    def _teardown(self, state: State | None) -> list[str]:
+        """Stop every process of the run (supervisor first, replicas without drain), remove
+        the cgroups and the state. Safe on a partly started or crashed stack, and without
+        a state: the run's processes are also found through their environment."""
+        recorded = state.all_procs() if state is not None else []
+        known = {proc.pid for _, proc in recorded}
+        found = [(n, p) for n, p in find_run_processes(self.files.root) if p.pid not in known]
+        everything = recorded + found
+        names = {id(proc): name for name, proc in everything}
+
+        def of_kind(kind: str) -> list[Proc]:
+            return [proc for name, proc in everything if _kind(name) == kind]
+
+        # The supervisor first, or it would restart what is being stopped.
+        stopped = [names[id(p)] for p in stop_all(of_kind("supervisor"), timeout=10)]
         # Two signals to replicas: the stack is going away, nobody is left to drain toward.
-        names = {id(r.proc): r.name for r in state.replicas}
-        names.update(
-            {id(c.proc): c.name for c in state.components.values() if c.name != "supervisor"}
-        )
-        procs = [r.proc for r in state.replicas]
-        stopped += [names[id(p)] for p in stop_all(procs, timeout=20, signals=2)]
-        others = [c.proc for c in state.components.values() if c.name != "supervisor"]
-        stopped += [names[id(p)] for p in stop_all(others, timeout=20)]
-        for replica in state.replicas:
-            cgroups.remove(replica.cgroup)
-        cgroups.remove_lab_folders(state.cgroup_roots)
+        replicas = of_kind("replica")
+        stopped += [names[id(p)] for p in stop_all(replicas, timeout=20, signals=2)]
+        stopped += [names[id(p)] for p in stop_all(of_kind("component"), timeout=20)]
+        if state is not None:
+            for replica in state.replicas:
+                cgroups.remove(replica.cgroup)
+            cgroups.remove_lab_folders(state.cgroup_roots)
+        else:
+            cgroups.remove_stack_leftovers(cgroups.stack_id(self.files.root))
         write_state(self.files.root, None)
         return stopped
 
     def state(self) -> State | None:
         return read_state(self.files.root)
+
+    def still_running(self) -> list[tuple[str, Proc]]:
+        """The run's live processes, found without state.json."""
+        return find_run_processes(self.files.root)
+
+
+def _kind(name: str) -> str:
+    if name == "supervisor":
+        return "supervisor"
+    return "replica" if name.startswith("replica-") else "component"
+
+
+def describe(processes: list[tuple[str, Proc]]) -> str:
+    return ", ".join(f"{name} pid {proc.pid}" for name, proc in processes)

@@ -1,9 +1,11 @@
 """The run folder's state.json: what the native runtime started, read and written under a lock.
 
-Every command (`up`, `scale`, `status`, `down`) and the supervisor work on this one record,
-so `down` can stop exactly what was started, by pid, even after the launcher crashed.
+Every command (`up`, `scale`, `status`, `down`) and the supervisor work on this one record.
 A pid is only trusted together with the process's start time, so a reused pid is never
-mistaken for one of ours.
+mistaken for one of ours. The record is written as soon as a process is spawned, but it is
+not the only way to find what a run started: every spawned process also carries the run
+folder in its environment (`processes.find_run_processes`), so a missing or corrupt
+state.json still lets `down` stop everything.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+
+from monitoring.errors import LabError
 
 STATE_FILE = "state.json"
 LOCK_FILE = "lock"
@@ -52,26 +56,63 @@ class Proc:
         return self.handle() is not None
 
 
+class StateError(LabError):
+    """state.json exists but cannot be read: its processes must be found another way."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(
+            f"{path} is unreadable ({reason}). `make down` stops every process this run "
+            "folder started (it finds them without this file) and removes it; then `make up`"
+        )
+
+
+# What the supervisor knows of a watched process:
+#   starting  spawned, not yet answering its readiness check (up to the ready timeout);
+#   running   ready (a replica: serving and scraped);
+#   crashed   exited, waiting for its restart at `next_try`;
+#   dead      exited and left down (LAB_RESTART=no);
+#   leaving   a replica being retired by `scale` (drained, then stopped).
+STATUSES = ("starting", "running", "crashed", "dead", "leaving")
+
+
+@dataclass(kw_only=True)
+class Watched:
+    """Supervision record shared by replicas and components, kept in state.json so that a
+    restarted supervisor carries on with the same backoff."""
+
+    status: str = "running"
+    # Restart attempts so far (every spawn after the first).
+    restarts: int = 0
+    last_exit: str = ""
+    # Failures in a row without a stable run (see backoff.Backoff).
+    failures: int = 0
+    # Wall-clock time of the next restart attempt while `crashed`.
+    next_try: float = 0.0
+    started_at: float = field(default_factory=time.time)
+
+
 @dataclass
-class Component:
+class Component(Watched):
     name: str
     port: int
     proc: Proc
+    # What the supervisor runs again, unchanged, when the component dies.
+    command: list[str] = field(default_factory=list)
+    # Readiness path answered with 200 once the component serves ("" for the supervisor).
+    health: str = ""
 
 
 @dataclass
-class Replica:
+class Replica(Watched):
     name: str
     port: int
     cpus: float | None
     memory: int | None
     proc: Proc
     cgroup: dict[str, str] = field(default_factory=dict)
-    status: str = "running"
-    restarts: int = 0
-    last_exit: str = ""
     oom_kills: int = 0
-    started_at: float = field(default_factory=time.time)
     # The API_* and OTEL_* settings it was first started with, kept for its restarts.
     settings_env: dict[str, str] | None = None
 
@@ -101,7 +142,7 @@ class State:
         """Read a state file, tolerating fields a newer or older launcher wrote: a stack
         started before an upgrade can still be inspected and stopped."""
         components = {
-            name: Component(name=c["name"], port=c["port"], proc=_known(Proc, c["proc"]))
+            name: _known(Component, {**c, "proc": _known(Proc, c["proc"])})
             for name, c in data.get("components", {}).items()
         }
         replicas = [
@@ -113,6 +154,11 @@ class State:
     def serving(self) -> list[Replica]:
         """Replicas that should receive traffic and be scraped."""
         return [r for r in self.replicas if r.status == "running"]
+
+    def present(self) -> list[Replica]:
+        """Replicas that count toward the deployment: serving, starting, or waiting for a
+        restart; not those leaving or left dead."""
+        return [r for r in self.replicas if r.status not in ("leaving", "dead")]
 
     def all_procs(self) -> list[tuple[str, Proc]]:
         procs = [(c.name, c.proc) for c in self.components.values()]
@@ -127,10 +173,24 @@ def _known(kind: type[Any], data: dict[str, Any]) -> Any:
 
 
 def read_state(run_dir: Path) -> State | None:
+    """The run's state; None when there is none; StateError when it cannot be read."""
     path = run_dir / STATE_FILE
-    if not path.exists():
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
         return None
-    return State.from_dict(json.loads(path.read_text()))
+    except OSError as exc:
+        raise StateError(path, exc.strerror or str(exc)) from None
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise TypeError(f"a JSON {type(data).__name__} instead of an object")
+        return State.from_dict(data)
+    except json.JSONDecodeError as exc:
+        raise StateError(path, f"not JSON: {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        reason = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise StateError(path, reason) from None
 
 
 def write_state(run_dir: Path, state: State | None) -> None:

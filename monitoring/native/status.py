@@ -11,11 +11,17 @@ from rich.table import Table
 
 from api.resources import format_cpus, format_memory
 from monitoring.native import cgroups
+from monitoring.native.backoff import POLICY
 from monitoring.native.processes import http_ok
 from monitoring.native.stack import NativeStack
-from monitoring.native.state import State
+from monitoring.native.state import Component, Replica, State
 
-HEALTH_PATHS = {"traefik": "/ping", "prometheus": "/-/healthy", "pushgateway": "/-/healthy"}
+HEALTH_PATHS = {
+    "traefik": "/ping",
+    "prometheus": "/-/healthy",
+    "pushgateway": "/-/healthy",
+    "supervisor": "/metrics",
+}
 
 
 @dataclass
@@ -53,6 +59,20 @@ def _age(since: float) -> str:
     )
 
 
+def supervision(item: Component | Replica, now: float) -> str:
+    """The supervisor's view of one process: crash loop, pending restart, or "-"."""
+    parts = []
+    if POLICY.crash_looping(item.failures):
+        parts.append(f"[red]CRASH LOOP[/red] ({item.failures} failures in a row)")
+    if item.status == "crashed":
+        parts.append(f"restart in {max(0.0, item.next_try - now):.0f} s")
+    elif item.status == "dead":
+        parts.append("left down (LAB_RESTART=no)")
+    elif item.status == "starting" and item.restarts:
+        parts.append("restarting, not ready yet")
+    return ", ".join(parts) or "-"
+
+
 def render(stack: NativeStack, state: State, console: Console) -> None:
     s = stack.settings
     limits = (
@@ -62,16 +82,38 @@ def render(stack: NativeStack, state: State, console: Console) -> None:
     )
     header = f"[bold]native stack[/bold]  config [bold]{state.label}[/bold]"
     console.print(f"{header}  up {_age(state.started_at)}  {limits}", highlight=False)
-    components = Table("component", "pid", "address", "health", box=None)
+    now = time.time()
+    looping = [
+        item.name
+        for item in [*state.components.values(), *state.replicas]
+        if POLICY.crash_looping(item.failures)
+    ]
+    if looping:
+        console.print(
+            f"[red]crash loop: {', '.join(looping)}[/red] (restarted with backoff; "
+            f"the reason is in last exit, {stack.files.root / 'events.log'} and their logs)",
+            highlight=False,
+        )
+    components = Table(
+        "component", "pid", "address", "health", "restarts", "last exit", "supervision", box=None
+    )
     for name, component in state.components.items():
         alive = component.proc.alive()
+        address = s.url(component.port) if component.port else "-"
         if name == "supervisor":
-            address, health = "-", "running" if alive else "[red]not running[/red]"
+            health = "running" if alive else "[red]not running[/red]"
         else:
-            address = s.url(component.port)
-            healthy = alive and http_ok(f"{address}{HEALTH_PATHS[name]}")
+            healthy = alive and http_ok(f"{address}{HEALTH_PATHS.get(name, '/')}")
             health = "ok" if healthy else "[red]down[/red]"
-        components.add_row(name, str(component.proc.pid), address, health)
+        components.add_row(
+            name,
+            str(component.proc.pid),
+            address,
+            health,
+            str(component.restarts),
+            component.last_exit or "-",
+            "-" if name == "supervisor" else supervision(component, now),
+        )
     console.print(components)
 
     usage = sample_usage(state)
@@ -87,6 +129,7 @@ def render(stack: NativeStack, state: State, console: Console) -> None:
         "rss",
         "restarts",
         "last exit",
+        "supervision",
         box=None,
     )
     for replica in state.replicas:
@@ -114,6 +157,7 @@ def render(stack: NativeStack, state: State, console: Console) -> None:
             rss,
             str(replica.restarts),
             replica.last_exit or "-",
+            supervision(replica, now),
         )
     console.print(replicas)
     console.print(

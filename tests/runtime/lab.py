@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
+from monitoring.native.processes import find_run_processes
 from monitoring.prom import Prometheus
 from tests.support import PENGUIN, PYTHON, REPO, free_port
 
@@ -85,6 +87,20 @@ class NativeLab:
         state = self.state()
         pids = [c["proc"]["pid"] for c in state["components"].values()]
         return pids + [r["proc"]["pid"] for r in state["replicas"]]
+
+    def supervisor_metrics(self) -> dict[tuple[str, str], float]:
+        """The supervisor's lab_* samples: (name, component) -> value."""
+        port = self.state()["ports"]["supervisor"]
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+        samples = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                samples[(sample.name, sample.labels.get("component", ""))] = sample.value
+        return samples
+
+    def running(self) -> list[tuple[str, int]]:
+        """(name, pid) of every live process this run started, found without state.json."""
+        return [(name, proc.pid) for name, proc in find_run_processes(self.run_dir)]
 
 
 class BackgroundLoad:

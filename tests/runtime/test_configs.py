@@ -99,3 +99,16 @@ def test_proxy_idle_timeout_is_shorter_than_the_replicas_keep_alive() -> None:
     assert idle.endswith("s")
     assert int(idle[:-1]) < ApiSettings().keep_alive_seconds
     assert transport["maxIdleConnsPerHost"] > 2
+
+
+def test_prometheus_scrapes_the_supervisor_where_up_says(files: RunFiles) -> None:
+    files.publish_supervisor(19099)
+
+    config = yaml.safe_load(files.prometheus_config.read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    sd_files = jobs["supervisor"]["file_sd_configs"][0]["files"]
+
+    assert sd_files == [str(files.supervisor_targets)]
+    assert json.loads(files.supervisor_targets.read_text()) == [
+        {"targets": ["127.0.0.1:19099"], "labels": {}}
+    ]

@@ -64,7 +64,7 @@ def test_prometheus_scrapes_every_component_and_loads_the_rules(lab: NativeLab) 
             (t["labels"]["job"], t["labels"].get("replica")): t["health"]
             for t in lab.prometheus.targets()
         }
-        return all(health == "up" for health in jobs.values()) and len(jobs) == 5
+        return all(health == "up" for health in jobs.values()) and len(jobs) == 6
 
     wait_until(all_up, timeout=15, what="every target to be up")
     up = {
@@ -76,6 +76,7 @@ def test_prometheus_scrapes_every_component_and_loads_the_rules(lab: NativeLab) 
         ("traefik", ""): 1,
         ("pushgateway", ""): 1,
         ("prometheus", ""): 1,
+        ("supervisor", ""): 1,
     }
     configs = {s.labels["config"] for s in lab.prometheus.query('up{job="api"}')}
     assert configs == {"r2-c1.0-m1g"}
