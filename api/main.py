@@ -17,6 +17,7 @@ from api.body_limit import BodySizeLimitMiddleware
 from api.engines import Engine, load_engine
 from api.errors import install_error_handlers
 from api.metrics import ServiceMetrics
+from api.overload import AdmissionMiddleware, ProbeMiddleware
 from api.predictor import Predictor
 from api.routes import health, metrics, predict
 from api.settings import ApiSettings, get_settings
@@ -129,14 +130,26 @@ def create_app(
     health.add_routes(app)
     metrics.add_routes(app)
     install_error_handlers(app)
-    # Middleware added last runs first: tracing wraps metrics, metrics wrap the body limit.
+    # Middleware added last runs first: probes skip everything, then admission sheds
+    # predictions beyond the limit (api/overload.py says why these two come first), then
+    # tracing wraps metrics, metrics wrap the body limit.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     service_metrics.instrument(app, lean=settings.lean_http_metrics)
     if settings.tracing:
         app.add_middleware(TracingMiddleware, tracer=tracer)
+    app.add_middleware(
+        AdmissionMiddleware,
+        paths=predict.PATHS,
+        max_in_flight=settings.max_in_flight,
+        max_queue_s=settings.max_queue_seconds,
+        retry_after_s=settings.retry_after_seconds,
+        metrics=service_metrics,
+    )
+    app.add_middleware(ProbeMiddleware, probes={"/health": health.health, "/ready": health.ready})
+    service_metrics.ready.set_function(lambda: float(health.is_ready(app.state)))
     return app
 
 
 def set_draining(app: FastAPI, draining: bool) -> None:
+    """Turn /ready (and the `replica_ready` gauge, which follows it) 503 or back."""
     app.state.draining = draining
-    app.state.metrics.ready.set(0 if draining else 1)

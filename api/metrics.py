@@ -103,7 +103,15 @@ class ServiceMetrics:
         )
         self.ready = Gauge(
             "replica_ready",
-            "1 while the replica accepts traffic, 0 while draining",
+            "1 while /ready answers 200; 0 while draining or while the model cannot answer",
+            registry=registry,
+        )
+        # Prediction requests turned away by overload protection (api/overload.py) with a
+        # 503 before any work; they count in http_requests_total as 503s as well.
+        self.shed = Counter(
+            "api_requests_shed_total",
+            "Requests answered 503 by overload protection, by handler and reason",
+            ["handler", "reason"],
             registry=registry,
         )
         # The instrumentator's own in-progress gauge ignores the registry it is given and

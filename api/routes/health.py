@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request
+from starlette.datastructures import State
 from starlette.responses import Response
 
 from api.artefact import Artefact
@@ -60,12 +61,38 @@ async def health(request: Request) -> Response:
     return Response(request.app.state.health_body, media_type="application/json")
 
 
-@router.get("/ready", responses={503: {"description": "Draining after SIGTERM, or not loaded"}})
+def serving_problem(state: State) -> tuple[str, str] | None:
+    """Why predictions cannot be answered now, as (reason, detail); None when they can.
+
+    The micro-batcher's task may have ended, or one model call may be stuck: either way
+    every prediction would fail or wait, so the replica must leave the load balancer.
+    """
+    batcher = state.predictor.batcher
+    if batcher is None:
+        return None
+    return batcher.problem(state.settings.model_call_stuck_seconds)
+
+
+def is_ready(state: State) -> bool:
+    """What /ready answers, as a bool (the `replica_ready` gauge reads it)."""
+    return not state.draining and serving_problem(state) is None
+
+
+@router.get(
+    "/ready",
+    responses={503: {"description": "Draining, not loaded, or the model cannot answer"}},
+)
 async def ready(request: Request) -> Response:
-    """Readiness: 200 while the model is loaded and the process is not draining."""
+    """Readiness: 200 while the model is loaded and can answer and the process is not
+    draining. Answered ahead of all other work (api/overload.py), so a busy replica
+    still answers at once."""
     state = request.app.state
     if state.draining:
         return json_response(503, {"status": "draining"})
+    problem = serving_problem(state)
+    if problem is not None:
+        reason, detail = problem
+        return json_response(503, {"status": "unavailable", "reason": reason, "detail": detail})
     return json_response(200, {"status": "ready", "model_version": state.artefact.version})
 
 

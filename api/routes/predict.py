@@ -9,11 +9,27 @@ from api.predictor import Predictor
 from api.routes.json_body import JsonBodyRoute
 from api.schemas import BatchResponse, ErrorResponse, Penguin, PredictResponse, batch_request_model
 
+# The prediction endpoints: overload protection (api/overload.py) guards exactly these.
+PATHS = ("/predict", "/predict/batch")
+
 ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorResponse, "description": "Body larger than API_MAX_BODY_BYTES"},
     415: {"model": ErrorResponse, "description": "Body is not JSON"},
     422: {"model": ErrorResponse, "description": "Invalid field; `field` names it"},
-    503: {"model": ErrorResponse, "description": "Inference failed or the service is stopping"},
+    503: {
+        "model": ErrorResponse,
+        "description": (
+            "Overloaded (`overloaded`: more than API_MAX_IN_FLIGHT predictions at once; "
+            "retry after the Retry-After header's seconds), inference failed, or the "
+            "service is stopping"
+        ),
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds to wait before retrying a shed request",
+                "schema": {"type": "integer"},
+            }
+        },
+    },
 }
 
 
@@ -37,9 +53,8 @@ def add_routes(app: FastAPI, max_batch_items: int) -> None:
         return _json(await predictor.answer_many(rows))
 
     predict_batch.__doc__ = f"Species of 1 to {max_batch_items} penguins, answered in order."
-    for path, endpoint, response_model in (
-        ("/predict", predict, PredictResponse),
-        ("/predict/batch", predict_batch, BatchResponse),
+    for path, endpoint, response_model in zip(
+        PATHS, (predict, predict_batch), (PredictResponse, BatchResponse), strict=True
     ):
         app.router.add_api_route(
             path,

@@ -51,8 +51,16 @@ def test_concurrent_callers_each_get_their_own_prediction(
 ) -> None:
     rng = random.Random(3)
     bodies = [dict(rng.choice(penguins())) for _ in range(300)]
+    # Admission lets all 300 in at once, however slowly they are served: this is about
+    # answers, not overload (tests/api/test_overload.py).
     app = create_app(
-        ApiSettings(model_dir=model_dir, engine=engine, batching=batching),
+        ApiSettings(
+            model_dir=model_dir,
+            engine=engine,
+            batching=batching,
+            max_in_flight=len(bodies),
+            max_queue_seconds=60,
+        ),
         registry=CollectorRegistry(),
     )
     reference = create_app(
