@@ -9,13 +9,15 @@ file replaced atomically so neither reads half a file.
 from __future__ import annotations
 
 import json
-import shutil
+import re
 from pathlib import Path
 from string import Template
 from typing import Any
 
 import yaml
 
+from api.settings import ApiSettings
+from monitoring.errors import LabError
 from monitoring.native.settings import REPO, NativeSettings
 from monitoring.native.state import Replica
 
@@ -27,11 +29,22 @@ API_ROUTE_RULE = (
     "Path(`/`) || Path(`/predict`) || Path(`/predict/batch`) || Path(`/health`) || "
     "Path(`/ready`) || Path(`/metadata`) || Path(`/docs`) || Path(`/openapi.json`)"
 )
-HEALTH_CHECK = {"path": "/ready", "interval": "1s", "timeout": "1s"}
-# A replica whose connections fail is taken out at once for a second, without waiting for
-# the next active check: a retried request then goes to a replica that can answer it.
-PASSIVE_HEALTH_CHECK = {"failureWindow": "1s", "maxFailedAttempts": 1}
+# Checked every second so a draining or broken replica leaves within about a second; the
+# timeout is five times longer so a replica that is busy but alive is never ejected for
+# being slow. /ready is answered ahead of all other work and the excess is shed
+# (api/overload.py), yet it still waits for the event loop: measured with one replica at
+# 0.25 CPU and 2,500 clients, /ready took up to 0.5 s at ~2.5x its capacity and up to
+# 1.6 s when they resent without pause; with the old 1 s timeout Traefik took the only
+# replica out and answered 503 to everyone. There is no passive health check: Traefik
+# 3.7 counts every 5xx answer as a failed attempt (measured), so one shed 503 or one
+# failed model call took a replica out of rotation. A replica that stops accepting
+# connections is covered by the retry middleware (traefik/dynamic/shared.yml), then by
+# this check.
+HEALTH_CHECK = {"path": "/ready", "interval": "1s", "timeout": "5s"}
 SERVICE = "api"
+RETRY_MIDDLEWARE = "api-retry"
+# The retry middleware's body cap in traefik/dynamic/shared.yml (its only such key).
+_BODY_CAP = re.compile(r"^([ \t]+maxRequestBodyBytes:[ \t]*)\d+[ \t]*$", re.MULTILINE)
 
 
 def _atomic_write(path: Path, text: str, staging: Path) -> None:
@@ -70,14 +83,20 @@ class RunFiles:
         self.traefik_static.write_text(
             yaml.safe_dump(traefik_static(self.settings, self.traefik_dynamic_dir))
         )
-        shutil.copyfile(
-            TRAEFIK_DIR / "dynamic" / "shared.yml", self.traefik_dynamic_dir / "shared.yml"
-        )
+        self.write_shared(replicas)
         self.prometheus_config.write_text(prometheus_config(self.settings, self.targets_dir))
         self.publish(replicas, label)
 
+    def write_shared(self, replicas: list[Replica]) -> None:
+        """The repository's shared Traefik file, with the replicas' body cap filled in."""
+        text = traefik_shared(body_cap(replicas))
+        path = self.traefik_dynamic_dir / "shared.yml"
+        if not path.exists() or path.read_text() != text:
+            _atomic_write(path, text, self.staging)
+
     def publish(self, replicas: list[Replica], label: str) -> None:
         """Tell Traefik and Prometheus which replicas serve now."""
+        self.write_shared(replicas)
         _atomic_write(
             self.traefik_replicas,
             yaml.safe_dump(traefik_dynamic(self.settings, replicas)),
@@ -103,6 +122,37 @@ def traefik_static(settings: NativeSettings, dynamic_dir: Path) -> dict[str, Any
     return static
 
 
+def body_cap(replicas: list[Replica]) -> int:
+    """The largest request body a serving replica accepts (its API_MAX_BODY_BYTES).
+
+    Traefik's retry middleware keeps a body up to this size so that a retry can send it
+    again: it must cover every body some replica would answer. Without replicas, the
+    value this environment would start them with.
+    """
+    default = ApiSettings().max_body_bytes
+    caps = []
+    for replica in replicas:
+        value = (replica.settings_env or {}).get("API_MAX_BODY_BYTES")
+        # A replica refuses to start on a value that is not an integer; it serves none.
+        caps.append(int(value) if value and value.strip().isdigit() else default)
+    return max(caps, default=default)
+
+
+def traefik_shared(max_body_bytes: int) -> str:
+    """traefik/dynamic/shared.yml with the retry's body cap set to `max_body_bytes`.
+
+    The text is kept, comments included, and only that one value replaced. The Docker
+    runtime mounts the file as it is: there the value is API_MAX_BODY_BYTES' default.
+    """
+    text = (TRAEFIK_DIR / "dynamic" / "shared.yml").read_text()
+    text, count = _BODY_CAP.subn(rf"\g<1>{max_body_bytes}", text)
+    if count != 1:
+        raise LabError(
+            f"{TRAEFIK_DIR / 'dynamic' / 'shared.yml'}: expected one {_BODY_CAP.pattern}"
+        )
+    return text
+
+
 def traefik_dynamic(settings: NativeSettings, replicas: list[Replica]) -> dict[str, Any]:
     servers = [{"url": settings.url(r.port)} for r in replicas]
     return {
@@ -112,7 +162,7 @@ def traefik_dynamic(settings: NativeSettings, replicas: list[Replica]) -> dict[s
                     "entryPoints": ["web"],
                     "rule": API_ROUTE_RULE,
                     "service": SERVICE,
-                    "middlewares": ["api-retry@file"],
+                    "middlewares": [f"{RETRY_MIDDLEWARE}@file"],
                 }
             },
             "services": {
@@ -120,7 +170,6 @@ def traefik_dynamic(settings: NativeSettings, replicas: list[Replica]) -> dict[s
                     "loadBalancer": {
                         "servers": servers,
                         "healthCheck": dict(HEALTH_CHECK),
-                        "passiveHealthCheck": dict(PASSIVE_HEALTH_CHECK),
                         "serversTransport": "api-transport@file",
                         "passHostHeader": True,
                     }
