@@ -71,7 +71,7 @@ class ApiSettings(BaseSettings):
     # closes an idle connection first and never sends on one the server just closed.
     keep_alive_seconds: int = Field(default=120, ge=1)
     # After SIGTERM: /ready answers 503 at once, requests are still served this long so
-    # the load balancer's health check (every 1 s) takes the replica out first.
+    # the load balancer's health check (every 250 ms) takes the replica out first.
     drain_seconds: float = Field(default=3.0, ge=0)
     # After the drain: in-flight requests get this long to finish before the exit
     # (fractions honoured; 0 cancels them at once).

@@ -86,7 +86,7 @@ def test_traefik_routes_the_api_only_with_health_checks_and_retries() -> None:
     assert "/predict" in router["rule"]
     assert "/metrics" not in router["rule"]
     assert router["middlewares"] == ["api-retry@file"]
-    assert balancer["healthCheck"] == {"path": "/ready", "interval": "1s", "timeout": "5s"}
+    assert balancer["healthCheck"] == {"path": "/ready", "interval": "250ms", "timeout": "5s"}
     assert balancer["servers"] == [{"url": "http://127.0.0.1:8101"}]
     assert balancer["serversTransport"] == "api-transport@file"
 

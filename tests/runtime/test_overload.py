@@ -43,6 +43,9 @@ SHED = 'api_requests_shed_total{handler="%s",reason="%s"}'
 
 
 def seconds(duration: str) -> float:
+    """A Traefik duration such as `250ms` or `5s`, in seconds."""
+    if duration.endswith("ms"):
+        return float(duration[:-2]) / 1000
     assert duration.endswith("s"), duration
     return float(duration[:-1])
 
@@ -62,9 +65,10 @@ def replica(port: int, **settings_env: str) -> Replica:
 
 
 def test_a_busy_replica_has_time_to_answer_its_health_check() -> None:
-    # Five times the interval: readiness is answered ahead of all work, and only a
-    # replica that cannot answer it for 5 s is taken out.
-    assert seconds(HEALTH_CHECK["timeout"]) >= 5 * seconds(HEALTH_CHECK["interval"])
+    # A dead replica leaves within a fraction of a second, but only a replica that cannot
+    # answer /ready for seconds is taken out for slowness.
+    assert seconds(HEALTH_CHECK["interval"]) <= 0.25
+    assert seconds(HEALTH_CHECK["timeout"]) >= 5
 
 
 def test_traefik_never_ejects_a_replica_for_its_5xx_answers() -> None:
@@ -74,11 +78,11 @@ def test_traefik_never_ejects_a_replica_for_its_5xx_answers() -> None:
     assert "passiveHealthCheck" not in balancer["loadBalancer"]
 
 
-def test_one_retry_at_most_and_only_of_requests_that_never_reached_a_replica() -> None:
+def test_retries_are_only_of_requests_that_never_reached_a_replica() -> None:
     shared = yaml.safe_load((TRAEFIK_DIR / "dynamic" / "shared.yml").read_text())
     retry = shared["http"]["middlewares"]["api-retry"]["retry"]
 
-    assert retry["attempts"] == 2
+    assert retry["attempts"] == 3
     # Retrying on HTTP statuses would resend shed requests to the next replica.
     assert "status" not in retry
     assert not retry.get("disableRetryOnNetworkError", False)
