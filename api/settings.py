@@ -48,9 +48,10 @@ class ApiSettings(BaseSettings):
     # this (estimated from the predictions waiting and the replica's recent throughput).
     # A quarter of the 1 s SLO, because a request also waits for the event loop before
     # the app sees it, and that wait grows with the load. Measured through Traefik with
-    # one replica at 0.25 CPU and 2,500 clients (~1 s think time, ~2.5x its capacity),
-    # one run each: P95 0.7 s with 0.25 (1.0 s with 0.5), /ready P95 0.3 s; and 256
-    # clients sending back to back, served at ~0.3 s, lost only 8 % to shedding.
+    # one replica at 0.25 CPU and 2,500 clients (~1 s think time, ~2.5x its capacity):
+    # P95 0.65-0.7 s with 0.25 (1.0 s with 0.5), /ready P95 0.3 s (1.1 s before). The
+    # price: 256 clients sending back to back, which the replica alone serves at P95
+    # ~0.3-0.4 s, saw 8-36 % shed (two runs on a shared host), as they sit at the bound.
     max_queue_seconds: float = Field(default=0.25, gt=0, le=60)
     # ... or while this many predictions are in progress: a bound on memory (a batch
     # request holds up to API_MAX_BATCH_ITEMS rows) and on the batcher's queue, far above
