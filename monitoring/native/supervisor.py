@@ -18,6 +18,9 @@ restart is a state that later passes advance.
   joins once ready, a leaving one is stopped.
 - Any exception is caught, logged (events.log and its own log) and counted in
   lab_supervisor_errors_total; the loop goes on.
+- Every few seconds it removes the Pushgateway groups of load-generator runs that died
+  (monitoring/pushgateway.py), so a Locust killed while the stack stays up is not
+  scraped as current until the next run starts.
 
 Its own metrics (lab_component_up, lab_component_restarts_total,
 lab_component_crash_looping) are served on the port recorded in state.json.
@@ -52,10 +55,13 @@ from monitoring.native.state import (
     run_lock,
     write_state,
 )
+from monitoring.pushgateway import PushgatewayError, remove_dead_groups
 
 POLL_SECONDS = 0.5
 # The same error is written to events.log at most this often (the loop runs twice a second).
 ERROR_REPEAT_SECONDS = 60.0
+# How often dead load-generator groups are looked for: one cheap GET to the Pushgateway.
+SWEEP_SECONDS = 5.0
 
 Supervised = Component | Replica
 
@@ -71,6 +77,7 @@ class Supervisor:
         # (each pass reads a fresh copy), so the HTTP thread may read it as it is.
         self.snapshot: State | None = None
         self._last_logged: dict[str, float] = {}
+        self._next_sweep = 0.0
 
     def stop(self, _sig: int, _frame: FrameType | None) -> None:
         self.running = False
@@ -84,6 +91,28 @@ class Supervisor:
             time.sleep(POLL_SECONDS)
             if not self.tick():
                 return
+            self.sweep_dead_runs()
+
+    def sweep_dead_runs(self) -> None:
+        """Delete the Pushgateway groups of dead Locust runs, every SWEEP_SECONDS."""
+        now = time.monotonic()
+        if now < self._next_sweep or self.snapshot is None:
+            return
+        self._next_sweep = now + SWEEP_SECONDS
+        port = self.snapshot.ports.get("pushgateway")
+        if not port:
+            return
+        try:
+            removed = remove_dead_groups(self.settings.url(port))
+        except PushgatewayError:
+            # Down or restarting: the Pushgateway is supervised like the rest; try later.
+            return
+        # The supervisor must outlive its own bugs.
+        except Exception as exc:
+            self._error(f"sweeping dead runs failed: {exc!r}", detail=traceback.format_exc())
+            return
+        for group in removed:
+            self.stack.event(f"removed the Pushgateway group of a dead run: {group.describe()}")
 
     def serve_metrics(self) -> None:
         """Serve /metrics on the port `up` recorded; without one (or if it is taken) the

@@ -7,14 +7,18 @@ import os
 import re
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
+from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
 from monitoring.native.backoff import POLICY
+from monitoring.native.supervisor import SWEEP_SECONDS
+from monitoring.pushgateway import IDENTITY_METRIC, TTL_METRIC, PusherIdentity, grouping_key
 from tests.runtime.lab import NativeLab
 from tests.support import PYTHON, REPO, wait_until
 
@@ -95,6 +99,46 @@ def test_the_pushgateway_keeps_nothing_outside_the_run_folder(one: NativeLab) ->
     flags = httpx.get(f"http://127.0.0.1:{port}/api/v1/status").json()["data"]["flags"]
 
     assert flags["persistence.file"] == ""
+
+
+def test_the_supervisor_removes_the_group_of_a_dead_load_generator(one: NativeLab) -> None:
+    url = f"http://127.0.0.1:{one.state()['ports']['pushgateway']}"
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        me = PusherIdentity.of_this_process()
+        assert me is not None, "this test needs Linux's /proc"
+        dead = PusherIdentity(
+            me.boot_id, me.pid_namespace, sleeper.pid, psutil.Process(sleeper.pid).create_time()
+        )
+        registry = CollectorRegistry()
+        Gauge("locust_users", "Users running now", registry=registry).set(3)
+        # A TTL of an hour: only the supervisor's process check can find this run dead.
+        Gauge(TTL_METRIC, "ttl", registry=registry).set(3600)
+        labels = dead.labels()
+        Gauge(IDENTITY_METRIC, "who", list(labels), registry=registry).labels(**labels).set(1)
+        push_to_gateway(
+            url, job="locust", registry=registry, grouping_key=grouping_key("killed", "h-master")
+        )
+        time.sleep(SWEEP_SECONDS + 1)
+        assert "killed" in run_ids(url), "a live run's group was removed"
+        sleeper.kill()
+        sleeper.wait(10)
+
+        wait_until(
+            lambda: "killed" not in run_ids(url),
+            timeout=3 * SWEEP_SECONDS,
+            what="the supervisor to remove the dead run's group",
+        )
+    finally:
+        if sleeper.poll() is None:
+            sleeper.kill()
+            sleeper.wait(10)
+    assert "removed the Pushgateway group of a dead run: " in one.events()
+
+
+def run_ids(pushgateway: str) -> set[str]:
+    groups = httpx.get(f"{pushgateway}/api/v1/metrics", timeout=5).json()["data"]
+    return {group["labels"].get("run_id", "") for group in groups}
 
 
 def test_a_dead_supervisor_is_reported_and_restarted_by_status(one: NativeLab) -> None:
