@@ -108,7 +108,7 @@ def resolve_variables(
 @pytest.fixture(scope="module")
 def loaded(lab: NativeLab) -> LoadedLab:
     wait_until(
-        lambda: lab.prometheus.value("count(up == 1)") == 5, timeout=30, what="all targets up"
+        lambda: lab.prometheus.value("count(up == 1)") == 6, timeout=30, what="all 6 targets up"
     )
     trace_ids = send_traced_predictions(lab)
     started = time.time()

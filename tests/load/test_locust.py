@@ -34,7 +34,7 @@ def pushgateway_groups(lab: NativeLab) -> list[dict[str, str]]:
 def healthy_run(lab: NativeLab) -> Iterator[dict]:
     """One 30 s healthy run, shared by the checks on what it leaves behind."""
     wait_until(
-        lambda: lab.prometheus.value("count(up == 1)") == 5, timeout=20, what="all targets up"
+        lambda: lab.prometheus.value("count(up == 1)") == 6, timeout=20, what="all 6 targets up"
     )
     before = app_predictions(lab)
     started = time.time()
