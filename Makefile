@@ -19,13 +19,17 @@ CPUS ?= 1
 MEMORY ?= 1g
 export REPLICAS CPUS MEMORY
 # auto: docker when `docker info` answers, else the native runtime (processes on 127.0.0.1).
+# `python -m lab` decides, once per command (lab/runtimes/select.py).
 RUNTIME ?= auto
-RESOLVED_RUNTIME = $(if $(filter auto,$(RUNTIME)),$(shell docker info >/dev/null 2>&1 && echo docker || echo native),$(RUNTIME))
-# `make scale REPLICAS=4` keeps the current limits; CPUS or MEMORY given on the command
-# line (or in the environment) change them, replica by replica. Decided here, in the
-# top-level make: below it every exported variable counts as "from the environment".
-SCALE_LIMITS = $(if $(filter-out file default,$(origin CPUS)),--cpus $(CPUS)) $(if $(filter-out file default,$(origin MEMORY)),--memory $(MEMORY))
-NATIVE := $(PY) -m monitoring.native
+export RUNTIME
+# The lab's one command line (lab/cli.py): every stack target below calls it once.
+LAB := $(PY) -m lab
+# `make scale` changes only what is given: REPLICAS, CPUS or MEMORY on the command line
+# (or in the environment); the others keep their current values (`make scale CPUS=0.5`
+# keeps the replica count). Decided here, in the top-level make: below it every exported
+# variable counts as "from the environment".
+given = $(filter-out file default,$(origin $(1)))
+SCALE_ARGS = $(if $(call given,REPLICAS),--replicas '$(REPLICAS)') $(if $(call given,CPUS),--cpus '$(CPUS)') $(if $(call given,MEMORY),--memory '$(MEMORY)')
 
 # Load generation (Locust). SHAPE: ramp | steps | spike | open (open uses ARRIVAL_RATE).
 USERS ?= 50
@@ -34,12 +38,8 @@ DURATION ?= 60s
 SHAPE ?= ramp
 ARRIVAL_RATE ?= 0
 WORKERS ?= 1
-LOCUST = LOCUST_SHAPE=$(SHAPE) LOCUST_ARRIVAL_RATE=$(ARRIVAL_RATE) \
-	LOCUST_CONFIG_LABEL=$$($(NATIVE) label) \
-	LOCUST_PUSHGATEWAY=http://127.0.0.1:$${LAB_PUSHGATEWAY_PORT:-9091} \
-	LOCUST_SCRAPE_INTERVAL=$${LAB_SCRAPE_INTERVAL_SECONDS:-2} \
-	$(VENV)/bin/locust --config locust/locust.conf --host http://127.0.0.1:$${LAB_WEB_PORT:-8000} \
-	$(if $(filter-out 1,$(WORKERS)),--processes $(WORKERS))
+LOAD_ARGS = --workers '$(WORKERS)' --users '$(USERS)' --spawn-rate '$(SPAWN_RATE)' \
+	--shape '$(SHAPE)' --arrival-rate '$(ARRIVAL_RATE)'
 
 .PHONY: help
 help: ## Show the targets and their parameters
@@ -66,69 +66,54 @@ serve: $(MODEL_DIR)/metadata.json ## Run one replica in the foreground on API_PO
 
 .PHONY: up
 up: $(MODEL_DIR)/metadata.json ## Start the stack: Traefik :8000/:8080, Prometheus :9090, Pushgateway :9091, REPLICAS replicas
-	@$(MAKE) _up-$(RESOLVED_RUNTIME)
+	$(LAB) up
 
 .PHONY: scale
-scale: ## Change the running stack live: make scale REPLICAS=n [CPUS=..] [MEMORY=..]
-	@$(MAKE) _scale-$(RESOLVED_RUNTIME) SCALE_LIMITS='$(SCALE_LIMITS)'
+scale: ## Change the running stack live: make scale [REPLICAS=n] [CPUS=..] [MEMORY=..]; what is not given stays
+	$(LAB) scale $(SCALE_ARGS)
 
 .PHONY: status
 status: ## Every component and replica: pid, port, health, limits, CPU and memory
-	@$(MAKE) _status-$(RESOLVED_RUNTIME)
+	@$(LAB) status
 
 .PHONY: stats
 stats: status ## Workshop alias of status: per-replica CPU and memory
 
 .PHONY: logs
 logs: ## Follow the logs of every component
-	@$(MAKE) _logs-$(RESOLVED_RUNTIME)
+	$(LAB) logs
 
 .PHONY: down
 down: ## Stop everything the stack started and remove its cgroups
-	@$(MAKE) _down-$(RESOLVED_RUNTIME)
+	$(LAB) down
 
 .PHONY: stop
 stop: down ## Workshop alias of down
 
 .PHONY: demo
 demo: $(MODEL_DIR)/metadata.json ## First run: install, train, start 2 replicas, send predictions, show where to look
-	@$(MAKE) _demo-$(RESOLVED_RUNTIME)
+	$(LAB) demo
 
 .PHONY: load
 load: install ## Locust web UI on :8089 against Traefik (stats pushed to Prometheus); WORKERS=n processes
-	@$(MAKE) _load-$(RESOLVED_RUNTIME)
+	$(LAB) load $(LOAD_ARGS)
 
 .PHONY: load-headless
 load-headless: install ## Headless run: USERS, SPAWN_RATE, DURATION, SHAPE, ARRIVAL_RATE; exits non-zero when the SLO is missed
-	@$(MAKE) _load-headless-$(RESOLVED_RUNTIME)
+	$(LAB) load $(LOAD_ARGS) --headless --run-time '$(DURATION)'
 
-.PHONY: _load-native _load-headless-native
-_load-native:
-	$(LOCUST) --web-host 127.0.0.1 --web-port 8089 --users $(USERS) --spawn-rate $(SPAWN_RATE)
-_load-headless-native:
-	$(LOCUST) --headless --users $(USERS) --spawn-rate $(SPAWN_RATE) --run-time $(DURATION)
-
-.PHONY: _up-native _scale-native _status-native _logs-native _down-native _demo-native
-_up-native:
-	$(NATIVE) up
-_scale-native:
-	$(NATIVE) scale --replicas $(REPLICAS) $(SCALE_LIMITS)
-_status-native:
-	@$(NATIVE) status
-_logs-native:
-	tail -n 20 -F .run/native/logs/*.log
-_down-native:
-	$(NATIVE) down
-_demo-native:
-	$(NATIVE) demo
+.PHONY: scale-load
+scale-load: install ## Workshop verb: scale the running stack (make scale-load REPLICAS=n), then a headless load run
+	$(LAB) scale $(SCALE_ARGS)
+	$(LAB) load $(LOAD_ARGS) --headless --run-time '$(DURATION)'
 
 # Experiments: FILE (the plan), CONFIG (for capacity), RUN (a results folder, for report).
 FILE ?= experiments/default.yml
-EXPERIMENTS = FILE=$(FILE) RUNTIME=$(RUNTIME) $(PY) -m monitoring.experiments
+EXPERIMENTS = FILE=$(FILE) $(LAB)
 
 .PHONY: experiment
 experiment: $(MODEL_DIR)/metadata.json ## Run the matrix of FILE (default experiments/default.yml) and write results/<time>-<name>/report.md
-	$(EXPERIMENTS) run
+	$(EXPERIMENTS) experiment
 
 .PHONY: capacity
 capacity: $(MODEL_DIR)/metadata.json ## Maximum sustainable RPS of one deployment: make capacity CONFIG=r2-c1.0-m1g [FILE=..]
@@ -138,7 +123,7 @@ capacity: $(MODEL_DIR)/metadata.json ## Maximum sustainable RPS of one deploymen
 .PHONY: report
 report: install ## Rebuild report.md and the plots of a stored run: make report RUN=results/<folder>
 	@test -n "$(RUN)" || { echo "make report needs RUN=results/<folder>" >&2; exit 2; }
-	$(PY) -m monitoring.experiments report --run $(RUN)
+	$(LAB) report --run '$(RUN)'
 
 .PHONY: bench
 bench: $(MODEL_DIR)/metadata.json ## Serving benchmark: ours vs a naive server vs FastAPI's ceiling, pinned, with wrk (bench/results/)
@@ -171,34 +156,9 @@ clean: ## Remove caches and the trained model (keeps .venv; see distclean)
 	rm -rf $(MODEL_DIR) .pytest_cache .ruff_cache .hypothesis
 	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +
 
+.PHONY: clean-all
+clean-all: down clean ## Workshop verb: stop the stack (down), then clean
+
 .PHONY: distclean
 distclean: clean ## Also remove .venv
 	rm -rf $(VENV)
-
-# ------------------------------------------------------------------- Docker runtime
-# RUNTIME=docker (or auto with a Docker engine): the same verbs on docker-compose.yaml,
-# driven by monitoring/docker_runtime (docs/README-docker.md). Compose reads .env.
-DOCKER_LAB := $(PY) -m monitoring.docker_runtime
-DOCKER_LOAD = LOCUST_SHAPE=$(SHAPE) LOCUST_ARRIVAL_RATE=$(ARRIVAL_RATE) \
-	$(DOCKER_LAB) load --workers $(WORKERS) --users $(USERS) --spawn-rate $(SPAWN_RATE)
-
-.PHONY: _up-docker _scale-docker _status-docker _logs-docker _down-docker _demo-docker
-_up-docker:
-	$(DOCKER_LAB) up
-_scale-docker:
-	$(DOCKER_LAB) scale --replicas $(REPLICAS) $(SCALE_LIMITS)
-# Services, then each replica's limits, health, CPU and memory (docker stats): `make stats`.
-_status-docker:
-	@$(DOCKER_LAB) status
-_logs-docker:
-	$(DOCKER_LAB) logs
-_down-docker:
-	$(DOCKER_LAB) down
-_demo-docker:
-	$(DOCKER_LAB) demo
-
-.PHONY: _load-docker _load-headless-docker
-_load-docker:
-	$(DOCKER_LOAD)
-_load-headless-docker:
-	$(DOCKER_LOAD) --headless --run-time $(DURATION)

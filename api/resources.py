@@ -1,15 +1,13 @@
-"""Resource limits in Docker's syntax, and the `config` label that names a deployment.
+"""Resource limits in Docker's syntax: CPUs (`0.5`, `1`, `2.0`) and memory (`512m`, `1g`,
+`268435456`).
 
-Both runtimes and the experiment runner describe a deployment the same way: replicas, CPUs
-per replica (`0.5`, `1`, `2.0`) and memory per replica (`512m`, `1g`, `268435456`). The
-label built from them, for example `r2-c1.0-m1g`, is what every series that compares
-deployments carries.
+A replica parses its own limits with these (API_CPU_LIMIT, API_MEMORY_LIMIT); the lab's
+`Deployment` (lab/core.py) builds on the same functions, so the syntax is defined once.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 _MEMORY_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 _MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
@@ -64,39 +62,3 @@ def format_memory(size: int | None) -> str:
 
 def format_cpus(cpus: float | None) -> str:
     return "unlimited" if cpus is None else f"{cpus:.1f}" if cpus * 10 % 1 == 0 else f"{cpus:g}"
-
-
-@dataclass(frozen=True)
-class Deployment:
-    """Replicas and per-replica limits; `label` is the `config` label value."""
-
-    replicas: int
-    cpus: float | None
-    memory: int | None
-
-    @classmethod
-    def parse(cls, replicas: int | str, cpus: str | float | None, memory: str | int | None):
-        try:
-            count = int(replicas)
-        except ValueError:
-            raise ResourceError(f"REPLICAS={replicas!r} is not a whole number") from None
-        if not 1 <= count <= 64:
-            raise ResourceError(f"REPLICAS={replicas!r} is out of range; use 1 to 64")
-        return cls(count, parse_cpus(cpus), parse_memory(memory))
-
-    @classmethod
-    def from_label(cls, label: str) -> Deployment:
-        """The inverse of `label`: `r2-c1.0-m1g` -> 2 replicas, 1 CPU, 1 GiB each."""
-        match = re.fullmatch(r"r(\d+)-c([0-9.]+|max)-m([0-9]+[kmgt]?|max)", label.strip())
-        if not match:
-            raise ResourceError(f"{label!r} is not a config label like r2-c1.0-m1g")
-        replicas, cpus, memory = match.groups()
-        return cls.parse(
-            replicas, None if cpus == "max" else cpus, None if memory == "max" else memory
-        )
-
-    @property
-    def label(self) -> str:
-        cpus = "max" if self.cpus is None else format_cpus(self.cpus)
-        memory = "max" if self.memory is None else format_memory(self.memory)
-        return f"r{self.replicas}-c{cpus}-m{memory}"

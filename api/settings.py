@@ -41,7 +41,7 @@ class ApiSettings(BaseSettings):
     # Instances accepted by POST /predict/batch.
     max_batch_items: int = Field(default=256, ge=1, le=10000)
     # Request bodies above this size get 413. The native runtime gives Traefik the same
-    # cap (monitoring/native/configs.py); traefik/dynamic/shared.yml holds this default.
+    # cap (lab/runtimes/native/configs.py); traefik/dynamic/shared.yml holds this default.
     max_body_bytes: int = Field(default=262_144, ge=1024)
     # Overload protection (api/overload.py): /predict and /predict/batch answer 503 with
     # Retry-After, before reading the body, when a new prediction would wait longer than

@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 
-from monitoring.machine import machine_facts as machine  # noqa: F401  (re-exported)
+from lab.core import REPO
+from lab.machine import machine_facts as machine  # noqa: F401  (re-exported)
 
-REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
 VENV_BIN = Path(sys.executable).parent
 

@@ -18,10 +18,11 @@ from lab_prometheus import ProcessCpu, Pusher, RunMetrics, instance_name, role_o
 from lab_tally import LatencyTally
 from locust.env import Environment
 
+from lab import trust
+from lab.trust import Flag
 from monitoring.pushgateway import PushgatewayError, remove_dead_groups
 
 log = logging.getLogger("lab.run")
-SATURATED_CPU = 90.0
 EXIT_CHECK_FAILED = 3
 
 
@@ -45,7 +46,7 @@ class Summary:
     closed_model_ceiling_rps: float | None
     over_top_bucket: int
     checks: dict[str, bool]
-    flags: list[str]
+    flags: list[Flag]
 
     @property
     def passed(self) -> bool:
@@ -219,34 +220,17 @@ class LabRun:
             checks[f"P95 (successful) <= {options.check_p95:g} s"] = (
                 p95 is not None and p95 <= options.check_p95
             )
-        flags = []
-        if self.cpu_max > SATURATED_CPU:
-            flags.append(
-                f"load-generator-bound: Locust CPU reached {self.cpu_max:.0f}% "
-                f"(> {SATURATED_CPU:.0f}%); its latencies are inflated and the service may not "
-                "be the limit"
-            )
-        if ceiling is not None and rps >= 0.9 * ceiling:
-            flags.append(
-                f"closed-model ceiling: {rps:.0f} RPS is {rps / ceiling:.0%} of users / (think "
-                f"time + latency) = {ceiling:.0f}: the generator set this rate, so it says "
-                "nothing about the service's capacity (use --shape open with --arrival-rate, "
-                "or more users)"
-            )
         schedule = arrival_schedule(options) if options.shape == "open" else []
         # For a stepped schedule the mean offered rate is the comparison point.
         offered = sum(schedule) / len(schedule) if schedule else 0.0
-        if offered and rps < 0.95 * offered:
-            flags.append(
-                f"offered {offered:g}/s but achieved {rps:.0f}/s: too few users for the latency, "
-                "or the generator is saturated"
-            )
         top = self.tally.over_top_bucket()
-        if top:
-            flags.append(
-                f"{top} requests took longer than the top bucket (60 s): their latency is only "
-                "a lower bound"
-            )
+        found = [
+            trust.generator_saturated(self.cpu_max),
+            trust.closed_model_ceiling(rps, ceiling),
+            trust.not_sustained(offered, rps),
+            trust.over_top_bucket(f"for {top} requests") if top else None,
+        ]
+        flags = [flag for flag in found if flag is not None]
         return Summary(
             run_id=options.run_id,
             config=options.config_label,

@@ -19,8 +19,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import SpanKind
 
+from lab.penguins import invalid, sample
 from locust import FastHttpUser, between, task
-from monitoring.penguins import invalid, sample
 
 SPECIES = {"Adelie", "Chinstrap", "Gentoo"}
 PREDICT = "POST /predict"

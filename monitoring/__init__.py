@@ -1,1 +1,2 @@
-"""The lab's own tooling: native runtime, load generation helpers, experiments, reports."""
+"""What monitors the stack from the lab's side: a Prometheus HTTP API client (prom.py)
+and the Pushgateway groups of load-generator runs (pushgateway.py)."""

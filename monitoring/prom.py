@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from monitoring.errors import LabError
+from lab.errors import LabError
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from api.train import TrainSettings, train
-from tests.runtime.lab import NativeLab
+from tests.lab.runtimes.native.lab import NativeLab
 
 
 @pytest.fixture(scope="session")

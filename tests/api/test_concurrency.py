@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from api.batcher import BatchFailedError, MicroBatcher
 from api.main import create_app
 from api.settings import ApiSettings
-from monitoring.penguins import penguins
+from lab.penguins import penguins
 
 
 @contextlib.asynccontextmanager

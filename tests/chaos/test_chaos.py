@@ -25,8 +25,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.lab.runtimes.native.lab import NativeLab
 from tests.load.locust_runner import LOCUST
-from tests.runtime.lab import NativeLab
 from tests.support import PENGUIN, REPO, wait_until
 
 pytestmark = pytest.mark.slow

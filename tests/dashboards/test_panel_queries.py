@@ -19,8 +19,8 @@ import yaml
 
 from monitoring.prom import Prometheus
 from tests.dashboards import grafana
+from tests.lab.runtimes.native.lab import NativeLab
 from tests.load.locust_runner import run_locust
-from tests.runtime.lab import NativeLab
 from tests.support import PENGUIN, REPO, wait_until
 
 pytestmark = pytest.mark.slow

@@ -9,8 +9,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from api.resources import Deployment, parse_cpus, parse_memory
 from api.settings import ApiSettings
+from lab.core import Deployment, parse_cpus, parse_memory
 from tests.docker.compose_file import (
     COMPOSE_FILE,
     SCHEMA_FILE,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -193,10 +195,12 @@ def test_locust_image_holds_every_module_the_scenario_imports() -> None:
     copied = " ".join(
         rest for kw, rest in instructions(REPO / "locust" / "Dockerfile") if kw == "COPY"
     )
+    # `from lab.trust import Flag` and `from lab import trust` both need lab/trust.py.
+    pattern = re.compile(r"^from (api|lab|monitoring)(?:\.(\w+) import| import (\w+))", re.M)
     imports = {
-        module
+        (package, dotted or named)
         for path in (REPO / "locust").glob("*.py")
-        for module in re.findall(r"^from (api|monitoring)\.(\w+) import", path.read_text(), re.M)
+        for package, dotted, named in pattern.findall(path.read_text())
     }
 
     assert imports
@@ -269,3 +273,34 @@ def test_dockerignore_lets_in_everything_the_images_copy(dockerfile: str) -> Non
         assert files, source
         for file in files:
             assert not ignored(file.relative_to(REPO).as_posix()), file
+
+
+def test_lab_modules_in_the_locust_image_import_only_what_it_has() -> None:
+    """No pydantic (or anything else the image lacks) sneaks in through a copied module."""
+    copied = [
+        path
+        for kw, rest in instructions(REPO / "locust" / "Dockerfile")
+        if kw == "COPY"
+        for path in rest.split()[:-1]
+        if path.endswith(".py")
+    ]
+    installed = {"prometheus_client", "psutil", "palmerpenguins", "locust", "gevent"}
+    copied_modules = {path.removesuffix(".py").replace("/", ".") for path in copied}
+    assert "lab/trust.py" in copied
+    for path in copied:
+        tree = ast.parse((REPO / path).read_text())
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                assert (
+                    top in sys.stdlib_module_names
+                    or top in installed
+                    or name in copied_modules
+                    or f"{name}.__init__" in copied_modules
+                ), f"{path} imports {name}, which the Locust image does not have"

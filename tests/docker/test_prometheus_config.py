@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from monitoring.native.configs import prometheus_config
-from monitoring.native.settings import NativeSettings
+from lab.runtimes.native.configs import prometheus_config
+from lab.runtimes.native.settings import NativeSettings
 from tests.support import REPO
 
 CONFIG = REPO / "prometheus" / "prometheus.docker.yml"

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 import yaml
 
-from monitoring.native.configs import (
+from lab.runtimes.native.configs import (
     API_ROUTE_RULE,
     HEALTH_CHECK,
     TRAEFIK_DIR,
     traefik_dynamic,
 )
-from monitoring.native.settings import NativeSettings
+from lab.runtimes.native.settings import NativeSettings
 from tests.docker.compose_file import load_compose
 from tests.support import REPO
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from tests.runtime.lab import NativeLab
+from tests.lab.runtimes.native.lab import NativeLab
 from tests.support import PYTHON, REPO
 
 LOCUST = str(Path(PYTHON).parent / "locust")

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.lab.runtimes.native.lab import NativeLab
 from tests.load.locust_runner import LOCUST, run_locust
 from tests.otlp_receiver import OtlpReceiver
-from tests.runtime.lab import NativeLab
 from tests.support import REPO, free_port, wait_until
 
 pytestmark = pytest.mark.slow

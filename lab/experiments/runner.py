@@ -1,0 +1,420 @@
+"""`make experiment`: every deployment of the plan, measured and judged, one after another.
+
+For each deployment: scale the running stack (every replica ready and scraped), run the
+target load (warm-up, then the measured window), kill one replica in a short run
+(failover), and search the highest open-model rate that meets the SLO (capacity). The
+results are read back from Prometheus with the recording rules' expressions and written
+after each deployment, with the report, so an interrupted run keeps what it measured.
+Ctrl-C stops the load, never a scaling step half done, and leaves the stack running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from lab.core import Deployment
+from lab.errors import LabError
+from lab.experiments import judge
+from lab.experiments.loadrun import LocustLauncher, LocustRun
+from lab.experiments.measure import WindowReader
+from lab.experiments.plan import Experiment
+from lab.experiments.report import write_report
+from lab.experiments.results import ConfigResult, ExperimentResults, Step, save
+from lab.runtimes.contract import Runtime, UnsupportedError
+from lab.trust import FlagKind
+from monitoring.prom import Prometheus
+
+
+@contextlib.contextmanager
+def deferred_interrupt() -> Iterator[None]:
+    """Hold Ctrl-C until the block ends, so the stack is never left half changed."""
+    caught: list[int] = []
+    previous = signal.getsignal(signal.SIGINT)
+
+    def hold(sig: int, _frame: FrameType | None) -> None:
+        caught.append(sig)
+
+    signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
+class Ticker:
+    """A progress bar whose total is the plan's estimated seconds, advanced by the clock."""
+
+    def __init__(self, progress: Progress, task: TaskID) -> None:
+        self.progress = progress
+        self.task = task
+        self.started = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            elapsed = time.monotonic() - self.started
+            total = self.progress.tasks[0].total or elapsed
+            # The estimate was short: keep a little room so the bar never sits at 100 %.
+            self.progress.update(self.task, completed=elapsed, total=max(total, elapsed + 5))
+
+    def phase(self, text: str) -> None:
+        self.progress.update(self.task, description=text)
+
+    def __enter__(self) -> Ticker:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class ExperimentRunner:
+    def __init__(
+        self,
+        experiment: Experiment,
+        runtime: Runtime,
+        out_dir: Path,
+        machine: dict[str, Any],
+        console: Console | None = None,
+    ) -> None:
+        self.experiment = experiment
+        self.runtime = runtime
+        self.out_dir = out_dir
+        self.console = console or Console()
+        endpoints = runtime.endpoints()
+        self.endpoints = endpoints
+        self.prometheus = Prometheus(endpoints.prometheus)
+        self.reader = WindowReader(self.prometheus, endpoints.scrape_interval_seconds)
+        budget = experiment.load_generator.cpus
+        self.placement = None if budget is None else runtime.place_load_generator(budget)
+        self.launcher = LocustLauncher(endpoints, out_dir / "logs", self.placement)
+        self.results = ExperimentResults(
+            name=experiment.name,
+            plan=experiment.model_dump(mode="json"),
+            runtime=runtime.name,
+            machine=machine,
+            started=time.time(),
+        )
+        self.current: LocustRun | None = None
+        self.ticker: Ticker | None = None
+
+    # ------------------------------------------------------------------ driver
+
+    def run(
+        self, only: list[Deployment] | None = None, capacity_only: bool = False
+    ) -> ExperimentResults:
+        deployments = only or self.experiment.deployments()
+        self._check_windows()
+        self._use_service_settings()
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),
+        )
+        estimate = (
+            self.experiment.estimated_seconds() * len(deployments) / len(self.experiment.configs)
+        )
+        try:
+            with Progress(*columns, console=self.console) as progress:
+                task = progress.add_task("preparing", total=estimate)
+                with Ticker(progress, task) as self.ticker:
+                    for index, deployment in enumerate(deployments, start=1):
+                        prefix = f"config {index}/{len(deployments)} {deployment.label}"
+                        result = self._run_config(deployment, prefix, capacity_only)
+                        self.results.configs.append(result)
+                        self._save()
+            self.results.status = "complete"
+        except KeyboardInterrupt:
+            if self.current is not None:
+                self.launcher.stop(self.current)
+            self.results.status = "interrupted"
+            self.console.print(
+                "[yellow]interrupted: the load is stopped, the stack keeps running; "
+                f"what was measured is in {self.out_dir}[/yellow]"
+            )
+            raise
+        finally:
+            self.results.finished = time.time()
+            self._save()
+            if self.placement is not None:
+                self.runtime.release_load_generator(self.placement)
+        return self.results
+
+    def _save(self) -> None:
+        save(self.results, self.out_dir)
+        write_report(self.results, self.out_dir)
+
+    def _phase(self, text: str) -> None:
+        if self.ticker is not None:
+            self.ticker.phase(text)
+
+    def _check_windows(self) -> None:
+        scrape = self.endpoints.scrape_interval_seconds
+        windows = {"target.window": self.experiment.target.window}
+        if self.experiment.capacity:
+            windows["capacity step - settle"] = (
+                self.experiment.capacity.step - self.experiment.capacity.settle
+            )
+        for name, seconds in windows.items():
+            if seconds < 4 * scrape:
+                raise LabError(
+                    f"{name} is {seconds:g} s, under 4 scrape intervals ({4 * scrape:g} s): rate() "
+                    "would rest on too few samples; lengthen it or scrape more often"
+                )
+
+    def _use_service_settings(self) -> None:
+        """Replicas read API_ENGINE and API_BATCHING from the environment they start in."""
+        os.environ["API_ENGINE"] = self.experiment.service.engine
+        os.environ["API_BATCHING"] = self.experiment.service.batching
+
+    def _serving_as_planned(self) -> bool:
+        want = self.experiment.service
+        batching = want.batching == "on"
+        try:
+            for url in self.runtime.replica_urls():
+                serving = httpx.get(f"{url}/metadata", timeout=5).json()["serving"]
+                if serving["engine"] != want.engine or serving["batching"] != batching:
+                    return False
+        except (httpx.HTTPError, KeyError, ValueError):
+            return False
+        return True
+
+    # -------------------------------------------------------------- one config
+
+    def _run_config(self, deployment: Deployment, prefix: str, capacity_only: bool) -> ConfigResult:
+        result = ConfigResult(
+            deployment.label, deployment.replicas, deployment.cpus, deployment.memory
+        )
+        self._phase(f"{prefix}: scaling")
+        with deferred_interrupt():
+            if self.runtime.current() is None:
+                self.runtime.up(deployment)
+            else:
+                self.runtime.scale(deployment, replace=not self._serving_as_planned())
+        self._wait_quiet(prefix)
+        if not capacity_only:
+            self._target(deployment, result, prefix)
+            if self.experiment.failover.enabled:
+                self._failover(deployment, result, prefix)
+        if self.experiment.capacity:
+            self._capacity(deployment, result, prefix)
+        return result
+
+    def _target(self, deployment: Deployment, result: ConfigResult, prefix: str) -> None:
+        target = self.experiment.target
+        for repeat in range(1, target.repeats + 1):
+            run_id = f"{self.experiment.name}-{deployment.label}-target{repeat}-{int(time.time())}"
+            args = ["-u", str(target.users), "-r", str(target.spawn_rate)]
+            if target.model == "open":
+                args += ["--shape", "open", "--arrival-rate", str(target.arrival_rate)]
+            else:
+                args += ["--think-time", str(target.think_time)]
+            self._phase(f"{prefix}: warm-up, target {repeat}/{target.repeats}")
+            before = time.time()
+            run = self._start(run_id, deployment.label, args, target.warmup + target.window)
+            start = run.started + target.warmup
+            end = start + target.window
+            self._sleep_until(start)
+            self._phase(f"{prefix}: measuring, target {repeat}/{target.repeats}")
+            self._sleep_until(end + 1.5 * self.endpoints.scrape_interval_seconds)
+            self._phase(f"{prefix}: reading results")
+            measurement = self.reader.measure(deployment.label, run_id, start, end)
+            self.launcher.finish(run, timeout=60)
+            self.current = None
+            self._wait_quiet(prefix)
+            measurement.client_successes, measurement.server_successes = self.reader.count_run(
+                deployment.label, run_id, before, time.time()
+            )
+            summary = run.summary()
+            result.target.append(measurement)
+            result.target_summaries.append(summary)
+            result.flags += judge.flags(
+                measurement, deployment.replicas, summary, target.model == "closed"
+            )
+        result.flags = sorted(set(result.flags))
+        result.meets_slo = all(judge.meets_slo(m, self.experiment.slo) for m in result.target)
+
+    def _failover(self, deployment: Deployment, result: ConfigResult, prefix: str) -> None:
+        plan = self.experiment.failover
+        run_id = f"{self.experiment.name}-{deployment.label}-failover-{int(time.time())}"
+        self._phase(f"{prefix}: failover, killing one replica")
+        args = ["-u", str(plan.users), "-r", str(plan.users), "--think-time", str(plan.think_time)]
+        run = self._start(run_id, deployment.label, args, plan.duration)
+        self._sleep_until(run.started + plan.kill_after)
+        killed_at = time.time()
+        try:
+            victim, restarts = self.runtime.kill_replica()
+        except UnsupportedError as exc:
+            # This runtime cannot break a replica: the run ends, the report says why.
+            self.launcher.stop(run)
+            self.current = None
+            result.failover = {"skipped": str(exc)}
+            self._wait_quiet(prefix)
+            return
+        recovered_after = None
+        while time.time() < run.started + plan.duration:
+            if recovered_after is None and self.runtime.recovered(victim, restarts):
+                recovered_after = time.time() - killed_at
+            time.sleep(0.1)
+        end = run.started + plan.duration
+        self._sleep_until(end + 1.5 * self.endpoints.scrape_interval_seconds)
+        measurement = self.reader.measure(deployment.label, run_id, run.started, end)
+        self.launcher.finish(run, timeout=60)
+        self.current = None
+        summary = run.summary()
+        result.failover = {
+            "killed": victim,
+            "killed_after_s": plan.kill_after,
+            "recovered_after_s": recovered_after,
+            "requests": summary.get("requests"),
+            "failures": summary.get("failures"),
+            "error_ratio": summary.get("error_ratio"),
+            "p99_s": summary.get("p99_s"),
+            "measurement": measurement.to_dict(),
+        }
+        self._wait_quiet(prefix)
+
+    def _capacity(self, deployment: Deployment, result: ConfigResult, prefix: str) -> None:
+        """Step the open-model rate up in one run until a step misses the SLO or is not
+        sustained, then bisect between the last good rate and the first bad one."""
+        plan = self.experiment.capacity
+        assert plan is not None
+        run_id = f"{self.experiment.name}-{deployment.label}-capacity-{int(time.time())}"
+        users = plan.users()
+        args = [
+            "-u", str(users), "-r", str(users), "--shape", "open",
+            "--arrival-rates", ",".join(f"{rate:g}" for rate in plan.rates),
+            "--step-seconds", str(plan.step),
+        ]  # fmt: skip
+        self._phase(f"{prefix}: capacity search, starting")
+        run = self._start(run_id, deployment.label, args, plan.step * len(plan.rates))
+        for index, rate in enumerate(plan.rates):
+            self._phase(f"{prefix}: capacity step {index + 1}/{len(plan.rates)}, {rate:g}/s")
+            start = run.started + index * plan.step
+            step = self._judge_step(deployment, result, run_id, rate, start)
+            if plan.stop_after_breach and not step.ok:
+                break
+        self.launcher.stop(run)
+        self.current = None
+        self._wait_quiet(prefix)
+        good = [s.rate for s in result.steps if s.ok]
+        bad = [s.rate for s in result.steps if not s.ok]
+        low, high = (max(good) if good else 0.0), (min(bad) if bad else None)
+        for number in range(1, plan.refine + 1 if high is not None else 1):
+            assert high is not None
+            rate = round((low + high) / 2, 1)
+            self._phase(f"{prefix}: refining the knee {number}/{plan.refine}, {rate:g}/s")
+            step = self._refine_step(deployment, result, rate)
+            low, high = (rate, high) if step.ok else (low, rate)
+        result.knee_rps = low or None
+        result.knee_upper_rps = high
+
+    def _judge_step(
+        self,
+        deployment: Deployment,
+        result: ConfigResult,
+        run_id: str,
+        rate: float,
+        start: float,
+        refined: bool = False,
+    ) -> Step:
+        """Measure one step of an open-model run that began its step at `start`."""
+        plan = self.experiment.capacity
+        assert plan is not None
+        end = start + plan.step
+        self._sleep_until(end + 1.5 * self.endpoints.scrape_interval_seconds)
+        measurement = self.reader.measure(deployment.label, run_id, start + plan.settle, end)
+        step = Step(
+            rate=rate,
+            measurement=measurement,
+            passed=judge.meets_slo(measurement, self.experiment.slo),
+            sustained=judge.sustained(measurement, rate),
+            refined=refined,
+        )
+        result.steps.append(step)
+        # A step that is not sustained is already a failed step in the table.
+        result.capacity_flags += [
+            flag.at_rate(rate)
+            for flag in judge.flags(measurement, deployment.replicas, closed_model=False)
+            if flag.kind is not FlagKind.NOT_SUSTAINED
+        ]
+        return step
+
+    def _refine_step(self, deployment: Deployment, result: ConfigResult, rate: float) -> Step:
+        plan = self.experiment.capacity
+        assert plan is not None
+        run_id = f"{self.experiment.name}-{deployment.label}-{int(time.time())}-refine"
+        users = max(20, round(rate * plan.latency_budget))
+        args = [
+            "-u",
+            str(users),
+            "-r",
+            str(users),
+            "--shape",
+            "open",
+            "--arrival-rate",
+            f"{rate:g}",
+        ]
+        run = self._start(run_id, deployment.label, args, plan.step)
+        step = self._judge_step(deployment, result, run_id, rate, run.started, refined=True)
+        self.launcher.finish(run, timeout=90)
+        self.current = None
+        self._wait_quiet(result.label)
+        return step
+
+    # ----------------------------------------------------------------- helpers
+
+    def _start(self, run_id: str, config: str, args: list[str], seconds: float) -> LocustRun:
+        run = self.launcher.start(run_id, config, args, seconds)
+        self.current = run
+        self.launcher.wait_started(run)
+        return run
+
+    def _sleep_until(self, moment: float) -> None:
+        while True:
+            remaining = moment - time.time()
+            if remaining <= 0:
+                return
+            if (
+                self.current is not None
+                and self.current.process.poll() is not None
+                and remaining > 5
+            ):
+                raise LabError(f"Locust stopped before the window ended; log: {self.current.log}")
+            time.sleep(min(remaining, 0.25))
+
+    def _wait_quiet(self, prefix: str, timeout: float = 90) -> None:
+        """Let queued requests drain, so one phase's backlog is not the next one's load."""
+        self._phase(f"{prefix}: waiting for in-flight requests to drain")
+        query = 'sum(http_requests_inprogress{job="api", handler=~"/predict.*"})'
+        deadline = time.monotonic() + timeout
+        time.sleep(self.endpoints.scrape_interval_seconds)
+        while time.monotonic() < deadline:
+            if (self.prometheus.value(query, default=0.0) or 0.0) < 1:
+                return
+            time.sleep(self.endpoints.scrape_interval_seconds)
