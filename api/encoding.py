@@ -11,7 +11,7 @@ set before it writes the artefact.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,10 +111,3 @@ class RowEncoder:
 
 def _is_nan(value: Any) -> bool:
     return isinstance(value, float) and math.isnan(value)
-
-
-def column_names(encoding: FeatureEncoding) -> Sequence[str]:
-    names = list(encoding.numeric)
-    for name, categories in zip(encoding.categorical, encoding.categories, strict=True):
-        names.extend(f"{name}={c}" for c in categories)
-    return names
