@@ -23,7 +23,10 @@ def one_line(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
         name = ".".join(str(p) for p in error["loc"]) or "settings"
-        parts.append(f"{name}: {error['msg']}")
+        given = error.get("input")
+        # The value as the user typed it, when it is one (REPLICAS='abc').
+        shown = f"{name}={given!r}" if isinstance(given, str | int | float) else name
+        parts.append(f"{shown}: {error['msg']}")
     return "; ".join(parts)
 
 

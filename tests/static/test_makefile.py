@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -90,3 +91,39 @@ def test_no_target_is_split_per_runtime() -> None:
 
     assert not re.search(r"^_\w+-(native|docker):", text, re.M)
     assert "RESOLVED_RUNTIME" not in text
+
+
+def make(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`make` for real, native runtime, on a run folder where no stack runs."""
+    env = {k: v for k, v in os.environ.items() if k not in {"REPLICAS", "CPUS", "MEMORY"}}
+    env |= {"RUNTIME": "native", "LAB_RUN_DIR": str(tmp_path / "run")}
+    return subprocess.run(
+        ["make", "--no-print-directory", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def lab_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in result.stderr.splitlines() if not line.startswith("make:")]
+
+
+def test_make_scale_with_a_bad_replica_count_is_one_lab_line(tmp_path: Path) -> None:
+    result = make(tmp_path, "scale", "REPLICAS=abc")
+
+    assert result.returncode != 0
+    assert lab_lines(result) == [
+        "lab: invalid setting: REPLICAS='abc': Input should be a valid integer, unable to "
+        "parse string as an integer"
+    ]
+
+
+def test_make_load_headless_with_the_stack_down_says_it_is_down(tmp_path: Path) -> None:
+    result = make(tmp_path, "load-headless", "DURATION=2s")
+
+    assert result.returncode != 0
+    assert lab_lines(result) == ["lab: the native stack is not running; start it with `make up`"]
+    assert "capacity lab summary" not in result.stdout + result.stderr
