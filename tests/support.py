@@ -12,7 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+# The repository's root, defined once for the lab and its tests.
+from lab.core import REPO as REPO
+
 PYTHON = sys.executable
 
 PENGUIN: dict[str, Any] = {
