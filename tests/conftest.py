@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from api.train import TrainSettings, train
-from tests.lab.runtimes.native.lab import NativeLab
+from tests.lab.runtimes.native.lab import NativeLab, running_lab
 
 
 @pytest.fixture(scope="session")
@@ -30,9 +30,5 @@ def model_copy(model_dir: Path, tmp_path: Path) -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def lab(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeLab]:
     """A running native stack with 2 replicas (1 CPU, 1 GB each), stopped after the module."""
-    native = NativeLab(run_dir=tmp_path_factory.mktemp("run"), model_dir=model_dir)
-    native.cli("up", REPLICAS="2", CPUS="1", MEMORY="1g")
-    try:
+    with running_lab(model_dir, tmp_path_factory.mktemp("run"), 2, "1", "1g") as native:
         yield native
-    finally:
-        native.cli("down", check=False)

@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.lab.runtimes.native.lab import NativeLab
+from tests.lab.runtimes.native.lab import NativeLab, running_lab
 from tests.load.locust_runner import LOCUST
 from tests.support import PENGUIN, REPO, wait_until
 
@@ -62,12 +62,10 @@ COSTS: list[FaultCost] = []
 
 @pytest.fixture(scope="module")
 def chaos_lab(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeLab]:
-    native = NativeLab(run_dir=tmp_path_factory.mktemp("chaos"), model_dir=model_dir)
-    native.cli("up", REPLICAS="2", CPUS="0.5", MEMORY="512m")
     try:
-        yield native
+        with running_lab(model_dir, tmp_path_factory.mktemp("chaos"), 2, "0.5", "512m") as native:
+            yield native
     finally:
-        native.cli("down", check=False)
         write_artefacts(COSTS)
 
 

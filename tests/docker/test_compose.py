@@ -32,16 +32,6 @@ DOCUMENTED_PORTS = {8000, 8080, 9090, 9091, 3000, 8089}
 HOST_PATHS = {"/var/run/docker.sock", "/", "/sys", "/var/lib/docker", "/dev/disk"}
 
 
-@pytest.fixture(scope="module")
-def compose() -> dict[str, Any]:
-    return load_compose()
-
-
-@pytest.fixture(scope="module")
-def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return compose["services"]
-
-
 def published(service: dict[str, Any]) -> list[tuple[str, int, int]]:
     """(host address, host port, container port) of each short-syntax port."""
     out = []

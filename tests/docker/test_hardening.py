@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import pytest
 import yaml
 
 from api.resources import parse_cpus, parse_memory
@@ -50,16 +49,6 @@ DIGEST = re.compile(r"[0-9a-f]{64}")
 PROXY = "socket-proxy"
 PROXY_CLIENTS = {"traefik", "prometheus", "cadvisor"}
 PROXY_NETWORK = "docker-api"
-
-
-@pytest.fixture(scope="module")
-def compose() -> dict[str, Any]:
-    return load_compose()
-
-
-@pytest.fixture(scope="module")
-def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return compose["services"]
 
 
 def uid(service: dict[str, Any]) -> int:

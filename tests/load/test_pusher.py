@@ -6,10 +6,8 @@ inside the test process: the pusher runs in a small Python process of its own.
 
 from __future__ import annotations
 
-import json
-import subprocess
-
-from tests.support import PYTHON, REPO, free_port
+from tests.load.probe import run_probe
+from tests.support import free_port
 
 PROBE = """
 import json, logging, sys
@@ -40,22 +38,13 @@ print(json.dumps({
 """
 
 
-def run_probe() -> dict:
+def probe_pusher() -> dict:
     # Nothing listens on a port just handed out and released.
-    gateway = f"http://127.0.0.1:{free_port()}"
-    result = subprocess.run(
-        [PYTHON, "-c", PROBE, gateway],
-        cwd=REPO / "locust",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_probe(PROBE, f"http://127.0.0.1:{free_port()}")
 
 
 def test_failed_pushes_are_counted_warned_once_and_retried_with_bounded_backoff() -> None:
-    probe = run_probe()
+    probe = probe_pusher()
 
     # One interval while pushes work, then doubling, capped at four intervals.
     assert probe["delays"] == [2.0, 2.0, 4.0, 8.0, 8.0, 8.0, 8.0]
@@ -67,7 +56,7 @@ def test_failed_pushes_are_counted_warned_once_and_retried_with_bounded_backoff(
 
 
 def test_pushed_registry_carries_its_time_to_live_and_its_process() -> None:
-    probe = run_probe()
+    probe = probe_pusher()
 
     # Three missed pushes (3 x 2 s), the linger after the final push (5 s), one timeout (3 s).
     assert probe["ttl"] == 14.0

@@ -7,11 +7,10 @@ inside the test process: each check runs in a small Python process of its own.
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
-from tests.support import PYTHON, REPO
+from tests.load.probe import run_probe
 
 PROBE = """
 import json, sys
@@ -36,16 +35,7 @@ else:
 
 
 def probe(kind: str, times: list[float], **options: object) -> list[object]:
-    request = json.dumps({"kind": kind, "times": times, "options": options})
-    result = subprocess.run(
-        [PYTHON, "-c", PROBE, request],
-        cwd=REPO / "locust",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_probe(PROBE, json.dumps({"kind": kind, "times": times, "options": options}))
 
 
 def test_steps_rise_in_equal_held_steps_and_stop_at_the_end() -> None:

@@ -8,6 +8,8 @@ import subprocess
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,3 +149,16 @@ class BackgroundLoad:
     @property
     def failed(self) -> int:
         return self.total - self.statuses.get(200, 0)
+
+
+@contextmanager
+def running_lab(
+    model_dir: Path, run_dir: Path, replicas: int, cpus: str, memory: str
+) -> Iterator[NativeLab]:
+    """A native stack started through the real CLI, always stopped when the block ends."""
+    native = NativeLab(run_dir=run_dir, model_dir=model_dir)
+    native.cli("up", REPLICAS=str(replicas), CPUS=cpus, MEMORY=memory)
+    try:
+        yield native
+    finally:
+        native.cli("down", check=False)

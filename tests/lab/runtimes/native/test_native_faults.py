@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 from lab.runtimes.native.backoff import POLICY
 from lab.runtimes.native.supervisor import SWEEP_SECONDS
 from monitoring.pushgateway import IDENTITY_METRIC, TTL_METRIC, PusherIdentity, grouping_key
-from tests.lab.runtimes.native.lab import NativeLab
+from tests.lab.runtimes.native.lab import NativeLab, running_lab
 from tests.support import PYTHON, REPO, wait_until
 
 pytestmark = pytest.mark.slow
@@ -30,12 +30,8 @@ HEALTH = {"traefik": "/ping", "prometheus": "/-/ready", "pushgateway": "/-/ready
 @pytest.fixture(scope="module")
 def one(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeLab]:
     """A stack with one replica that these tests damage; stopped after the module."""
-    native = NativeLab(run_dir=tmp_path_factory.mktemp("faults"), model_dir=model_dir)
-    native.cli("up", REPLICAS="1", CPUS="1", MEMORY="1g")
-    try:
+    with running_lab(model_dir, tmp_path_factory.mktemp("faults"), 1, "1", "1g") as native:
         yield native
-    finally:
-        native.cli("down", check=False)
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from lab.runtimes.native.configs import (
 )
 from lab.runtimes.native.settings import NativeSettings
 from lab.runtimes.native.state import Proc, Replica
-from tests.lab.runtimes.native.lab import NativeLab
+from tests.lab.runtimes.native.lab import NativeLab, running_lab
 
 # Closed-loop clients, each sending its next request as soon as it has an answer, except
 # that a shed answer's Retry-After is honoured, as a well-behaved client does. With 256
@@ -232,12 +232,8 @@ def shed_count(url: str, path: str) -> float:
 @pytest.fixture(scope="module")
 def small_lab(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeLab]:
     """One replica with a quarter of a CPU (unlimited where cgroups cannot be made)."""
-    native = NativeLab(run_dir=tmp_path_factory.mktemp("overload"), model_dir=model_dir)
-    native.cli("up", REPLICAS="1", CPUS="0.25", MEMORY="1g")
-    try:
+    with running_lab(model_dir, tmp_path_factory.mktemp("overload"), 1, "0.25", "1g") as native:
         yield native
-    finally:
-        native.cli("down", check=False)
 
 
 @pytest.mark.slow
