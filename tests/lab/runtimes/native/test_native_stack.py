@@ -144,7 +144,17 @@ def test_kill_9_of_a_replica_fails_only_in_flight_requests(lab: NativeLab) -> No
         time.sleep(1)
 
     assert out_of_rotation < 3.0
-    assert load.failed <= load.clients, load.statuses
+    # Only the requests the replica had when it died fail: those in flight on it, and
+    # those Traefik handed it (on a pooled connection) before its health check, every
+    # 250 ms, took it out; a refused new connection is retried on the other replica.
+    # So every failure is Traefik's 502 for the dead replica, none comes after it left
+    # the rotation (1 s of grace for answers already on their way), and they number about
+    # one round of the clients (7-29 measured with 20 clients, depending on the host's load).
+    left_at = killed_at + out_of_rotation
+    assert set(load.statuses) <= {200, 502}, load.statuses
+    late = [round(at - left_at, 2) for at, _ in load.failures if at > left_at + 1.0]
+    assert not late, f"failures after the replica left Traefik: {late}"
+    assert load.failed <= 2 * load.clients, load.statuses
     assert load.statuses[200] > 100
     assert "exited unexpectedly; restarting it" in lab.events()
     replica = next(r for r in lab.state()["replicas"] if r["name"] == victim["name"])
