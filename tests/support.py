@@ -76,6 +76,19 @@ def api_env(model_dir: Path, port: int, **extra: str) -> dict[str, str]:
     return env
 
 
+def serve_until_exit(model_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Start one replica on `model_dir` in the foreground and wait for it to exit: for
+    models it must refuse (it would serve forever otherwise; the timeout says so)."""
+    return subprocess.run(
+        [PYTHON, "-m", "api"],
+        cwd=REPO,
+        env=api_env(model_dir, free_port(), **env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def registry_of(client: Any) -> Any:
     """The metrics registry of a TestClient's app."""
     return client.app.state.metrics.registry

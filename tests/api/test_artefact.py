@@ -10,18 +10,7 @@ import pytest
 
 from api.artefact import ArtefactError, card_digest, open_artefact
 from api.engines import load_engine
-from tests.support import PYTHON, REPO, api_env, free_port
-
-
-def serve(model_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PYTHON, "-m", "api"],
-        cwd=REPO,
-        env=api_env(model_dir, free_port(), **env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+from tests.support import PYTHON, REPO, api_env, serve_until_exit
 
 
 def flip_one_byte(path: Path) -> None:
@@ -36,7 +25,7 @@ def test_tampered_artefact_stops_startup_with_one_clear_line(
 ) -> None:
     flip_one_byte(model_copy / file)
 
-    result = serve(model_copy, API_ENGINE=engine)
+    result = serve_until_exit(model_copy, API_ENGINE=engine)
 
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -56,7 +45,7 @@ def test_truncated_artefact_is_refused(model_copy: Path) -> None:
 
 
 def test_missing_model_stops_startup(tmp_path: Path) -> None:
-    result = serve(tmp_path / "nowhere")
+    result = serve_until_exit(tmp_path / "nowhere")
 
     assert result.returncode == 2
     assert "metadata.json is missing" in result.stderr
@@ -91,7 +80,7 @@ def test_model_with_other_categories_is_refused(model_copy: Path) -> None:
 
 
 def test_bad_setting_is_one_clear_line(model_dir: Path) -> None:
-    result = serve(model_dir, API_ENGINE="tensorflow")
+    result = serve_until_exit(model_dir, API_ENGINE="tensorflow")
 
     assert result.returncode == 2
     assert "invalid setting" in result.stderr

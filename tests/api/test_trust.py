@@ -25,6 +25,7 @@ from tests.support import (
     api_env,
     free_port,
     registry_of,
+    serve_until_exit,
     stop_process,
     wait_until,
 )
@@ -45,17 +46,6 @@ def rewrite(model: Path, change: Change, *, reseal: bool) -> str:
         metadata["card_sha256"] = card_digest(metadata)
     (model / "metadata.json").write_text(json.dumps(metadata, indent=2))
     return str(metadata.get("card_sha256", ""))
-
-
-def serve(model: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PYTHON, "-m", "api"],
-        cwd=REPO,
-        env=api_env(model, free_port(), **env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def one_clear_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -168,7 +158,7 @@ def test_missing_key_in_an_artefact_entry_is_one_clear_line(
 
     rewrite(model_copy, drop, reseal=reseal)
 
-    line = one_clear_line(serve(model_copy, API_ENGINE="sklearn"))
+    line = one_clear_line(serve_until_exit(model_copy, API_ENGINE="sklearn"))
     assert f"artefacts.joblib lacks `{key}`" in line
     assert "make train" in line
 
@@ -176,7 +166,7 @@ def test_missing_key_in_an_artefact_entry_is_one_clear_line(
 def test_card_from_an_older_training_names_the_fix(model_copy: Path) -> None:
     rewrite(model_copy, lambda metadata: metadata.pop("card_sha256"), reseal=False)
 
-    line = one_clear_line(serve(model_copy))
+    line = one_clear_line(serve_until_exit(model_copy))
     assert "lacks card_sha256 (written by an older `make train`)" in line
 
 
@@ -196,7 +186,7 @@ def test_replaced_model_is_refused_by_the_pinned_digest(model_copy: Path) -> Non
     pinned = card(model_copy)["card_sha256"]
     replaced = replace_whole_model(model_copy)
 
-    line = one_clear_line(serve(model_copy, API_MODEL_SHA256=pinned))
+    line = one_clear_line(serve_until_exit(model_copy, API_MODEL_SHA256=pinned))
     assert "not the pinned one" in line
     assert f"card digest is {replaced}" in line
     assert f"API_MODEL_SHA256 expects {pinned}" in line
@@ -208,7 +198,7 @@ def test_replaced_model_is_refused_by_the_digest_file(model_copy: Path, tmp_path
     pin.write_text(f"{card(model_copy)['card_sha256']}  metadata.json\n")
     replace_whole_model(model_copy)
 
-    line = one_clear_line(serve(model_copy, API_MODEL_DIGEST_FILE=str(pin)))
+    line = one_clear_line(serve_until_exit(model_copy, API_MODEL_DIGEST_FILE=str(pin)))
     assert f"API_MODEL_DIGEST_FILE ({pin}) expects" in line
 
 
@@ -237,7 +227,7 @@ def test_missing_digest_file_is_refused(model_copy: Path, tmp_path: Path) -> Non
 
 
 def test_malformed_pin_is_an_invalid_setting(model_dir: Path) -> None:
-    line = one_clear_line(serve(model_dir, API_MODEL_SHA256="abc123"))
+    line = one_clear_line(serve_until_exit(model_dir, API_MODEL_SHA256="abc123"))
 
     assert "invalid setting" in line
     assert "model_sha256" in line
