@@ -134,7 +134,8 @@ bench-locust: install ## Cost of the Locust listener: one Locust process with an
 	$(PY) -m bench.locust_listener
 
 .PHONY: test
-test: install ## Run every test, the slow integration ones included (what CI runs)
+test: ## Run every test, the slow integration ones included (what CI runs); installs Chromium and kubectl too
+	@scripts/install.sh --test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: test-fast

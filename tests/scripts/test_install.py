@@ -23,6 +23,11 @@ PROGRAMS = {
     "prometheus-pushgateway": ["prometheus-pushgateway"],
     "wrk": ["wrk"],
 }
+# What `install.sh --test` adds: the browser of the dashboard test and kubectl.
+TEST_PROGRAMS = {
+    "chromium": ["chromium"],
+    "kubernetes-client": ["kubectl"],
+}
 # What the script itself calls besides bash builtins.
 TOOLS = ["bash", "sort", "chmod", "rm", "cat", "touch", "mkdir", "tail", "env"]
 
@@ -38,6 +43,8 @@ if [ "$1" = "install" ]; then
       prometheus) programs="prometheus promtool" ;;
       prometheus-pushgateway) programs="prometheus-pushgateway" ;;
       wrk) programs="wrk" ;;
+      chromium) programs="chromium" ;;
+      kubernetes-client) programs="kubectl" ;;
       *) programs="" ;;
     esac
     for program in $programs; do
@@ -79,7 +86,7 @@ class Machine:
         path.write_text(text)
         path.chmod(0o755)
 
-    def run(self, **extra: str) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
         env = {
             "PATH": f"{self.bin}{os.pathsep}{self.installed}",
             "HOME": str(self.root),
@@ -91,7 +98,7 @@ class Machine:
             **extra,
         }
         return subprocess.run(
-            ["bash", str(SCRIPT)],
+            ["bash", str(SCRIPT), *args],
             cwd=REPO,
             env=env,
             capture_output=True,
@@ -128,6 +135,22 @@ def test_install_on_a_fresh_machine_installs_the_programs_and_exits_zero(
     assert machine.installed_packages() == sorted(PROGRAMS)
     assert "policy present" in calls
     assert not machine.policy.exists()
+
+
+def test_install_for_the_tests_adds_the_browser_and_kubectl(machine: Machine) -> None:
+    result = machine.run("--test")
+
+    assert result.returncode == 0, result.stderr
+    assert machine.installed_packages() == sorted({**PROGRAMS, **TEST_PROGRAMS})
+    for programs in TEST_PROGRAMS.values():
+        for program in programs:
+            assert (machine.installed / program).exists(), program
+
+
+def test_install_without_test_leaves_the_test_programs_out(machine: Machine) -> None:
+    assert machine.run().returncode == 0
+
+    assert not set(TEST_PROGRAMS) & set(machine.installed_packages())
 
 
 def test_install_leaves_an_existing_policy_file_in_place(machine: Machine) -> None:
