@@ -3,22 +3,29 @@ labels that say what the native launcher writes into its file provider."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 import yaml
 
+from lab.core import Deployment
+from lab.runtimes.docker.runtime import deployment_env
 from lab.runtimes.native.configs import (
     API_ROUTE_RULE,
     HEALTH_CHECK,
+    PREDICT_ROUTE_RULE,
     TRAEFIK_DIR,
+    predict_router,
     traefik_dynamic,
 )
 from lab.runtimes.native.settings import NativeSettings
-from tests.docker.compose_file import load_compose
+from tests.docker.compose_file import TEST_ENV, load_compose
 from tests.support import REPO
 
+DEFAULT_CONFIG = "r2-c1.0-m1g"
 ROUTER = "traefik.http.routers.api."
+PREDICT_ROUTER = f"traefik.http.routers.{predict_router(DEFAULT_CONFIG)}."
 SERVICE = "traefik.http.services.api.loadbalancer."
 
 
@@ -41,19 +48,62 @@ def lowered(values: dict[str, Any]) -> dict[str, str]:
     return {k.lower(): str(v) for k, v in values.items()}
 
 
-def test_router_is_the_native_router(labels: dict[str, str]) -> None:
-    native = traefik_dynamic(NativeSettings(), [])["http"]["routers"]["api"]
-    router = under(labels, ROUTER)
+def routers_of(labels: dict[str, str]) -> set[str]:
+    return {k.split(".")[3] for k in labels if k.startswith("traefik.http.routers.")}
+
+
+@pytest.mark.parametrize(("name", "prefix", "rule"), [
+    ("api", ROUTER, API_ROUTE_RULE),
+    (predict_router(DEFAULT_CONFIG), PREDICT_ROUTER, PREDICT_ROUTE_RULE),
+])  # fmt: skip
+def test_routers_are_the_native_routers(
+    labels: dict[str, str], name: str, prefix: str, rule: str
+) -> None:
+    native = traefik_dynamic(NativeSettings(), [], DEFAULT_CONFIG)["http"]["routers"]
+    router = under(labels, prefix)
 
     assert labels["traefik.enable"] == "true"
-    assert router["rule"] == API_ROUTE_RULE == native["rule"]
-    assert router["entrypoints"] == ",".join(native["entryPoints"]) == "web"
-    assert router["middlewares"] == ",".join(native["middlewares"]) == "api-retry@file"
-    assert router["service"] == native["service"]
+    assert routers_of(labels) == set(native) == {"api", "predict-r2-c1_0-m1g"}
+    assert router["rule"] == rule == native[name]["rule"]
+    assert router["entrypoints"] == ",".join(native[name]["entryPoints"]) == "web"
+    assert router["middlewares"] == ",".join(native[name]["middlewares"]) == "api-retry@file"
+    assert router["service"] == native[name]["service"] == "api"
+
+
+@pytest.mark.parametrize("label", ["r2-c1.0-m1g", "r1-c0.25-m512m", "r4-cmax-mmax"])
+def test_prediction_router_is_named_after_the_config_the_runtime_sets(label: str) -> None:
+    env = {**TEST_ENV, **deployment_env(Deployment.from_label(label))}
+    labels = load_compose(env)["services"]["api"]["labels"]
+
+    assert labels["lab.config"] == label
+    assert routers_of(labels) == {"api", predict_router(label)}
+    # A Traefik label's name stops at the next dot: the router's name must hold none.
+    assert "." not in predict_router(label)
+
+
+def test_prediction_router_takes_only_predictions_and_api_router_the_rest() -> None:
+    def paths(rule: str) -> set[str]:
+        return set(re.findall(r"Path\(`([^`]*)`\)", rule))
+
+    # Disjoint, so no router priority decides; /ready is never a prediction.
+    assert paths(PREDICT_ROUTE_RULE) == {"/predict", "/predict/batch"}
+    assert paths(API_ROUTE_RULE) == {
+        "/",
+        "/health",
+        "/ready",
+        "/metadata",
+        "/docs",
+        "/openapi.json",
+    }
+    assert (
+        " || ".join(f"Path(`{p}`)" for p in sorted(paths(PREDICT_ROUTE_RULE))) == PREDICT_ROUTE_RULE
+    )
 
 
 def test_health_checks_and_transport_are_the_native_ones(labels: dict[str, str]) -> None:
-    native = traefik_dynamic(NativeSettings(), [])["http"]["services"]["api"]["loadBalancer"]
+    native = traefik_dynamic(NativeSettings(), [], DEFAULT_CONFIG)["http"]["services"]["api"][
+        "loadBalancer"
+    ]
     service = under(labels, SERVICE)
 
     assert under(labels, SERVICE + "healthcheck.") == lowered(HEALTH_CHECK)
@@ -67,9 +117,10 @@ def test_health_checks_and_transport_are_the_native_ones(labels: dict[str, str])
 def test_labelled_middleware_and_transport_exist_in_the_shared_file(labels: dict[str, str]) -> None:
     shared = yaml.safe_load((TRAEFIK_DIR / "dynamic" / "shared.yml").read_text())["http"]
 
-    middleware = under(labels, ROUTER)["middlewares"].removesuffix("@file")
+    for prefix in (ROUTER, PREDICT_ROUTER):
+        middleware = under(labels, prefix)["middlewares"].removesuffix("@file")
+        assert middleware in shared["middlewares"]
     transport = under(labels, SERVICE)["serverstransport"].removesuffix("@file")
-    assert middleware in shared["middlewares"]
     assert transport in shared["serversTransports"]
 
 

@@ -25,11 +25,18 @@ from lab.runtimes.native.state import Replica
 TRAEFIK_DIR = REPO / "traefik"
 PROMETHEUS_DIR = REPO / "prometheus"
 
-# Only the API is routed through :8000; the replicas' /metrics never is.
+# Only the API is routed through :8000; the replicas' /metrics never is. Predictions
+# have a router of their own, named after the config (`predict_router`): its metrics are
+# the edge layer of prometheus/rules/layers.yml, which thereby never counts /ready or
+# /health and knows which config served each request, even with two configs up during
+# a rolling change. Every other API path goes through the router `api`. The two rules
+# are disjoint, so no router priority decides between them.
+PREDICT_ROUTE_RULE = "Path(`/predict`) || Path(`/predict/batch`)"
 API_ROUTE_RULE = (
-    "Path(`/`) || Path(`/predict`) || Path(`/predict/batch`) || Path(`/health`) || "
-    "Path(`/ready`) || Path(`/metadata`) || Path(`/docs`) || Path(`/openapi.json`)"
+    "Path(`/`) || Path(`/health`) || Path(`/ready`) || Path(`/metadata`) || "
+    "Path(`/docs`) || Path(`/openapi.json`)"
 )
+PREDICT_ROUTER_PREFIX = "predict-"
 # Checked four times a second: a replica that is draining, broken or killed leaves
 # within a quarter of a second (/ready costs microseconds, see api/overload.py). The
 # timeout is far longer, so a replica that is busy but alive is never ejected for being
@@ -75,6 +82,8 @@ class RunFiles:
         self.api_targets = self.targets_dir / "api.json"
         self.supervisor_targets = self.targets_dir / "supervisor.json"
         self.prometheus_data = root / "prometheus-data"
+        # Sampled spans, one JSON-lines file per replica; the dashboards' trace view reads them.
+        self.traces = root / "traces"
 
     def log(self, name: str) -> Path:
         return self.logs / f"{name}.log"
@@ -102,7 +111,7 @@ class RunFiles:
         self.write_shared(replicas)
         _atomic_write(
             self.traefik_replicas,
-            yaml.safe_dump(traefik_dynamic(self.settings, replicas)),
+            yaml.safe_dump(traefik_dynamic(self.settings, replicas, label)),
             self.staging,
         )
         _atomic_write(
@@ -156,17 +165,35 @@ def traefik_shared(max_body_bytes: int) -> str:
     return text
 
 
-def traefik_dynamic(settings: NativeSettings, replicas: list[Replica]) -> dict[str, Any]:
+def predict_router(label: str) -> str:
+    """The name of a config's prediction router: `predict-r2-c1_0-m1g` for r2-c1.0-m1g.
+
+    Traefik reads a Docker label's name between dots, so a name cannot hold one; a config
+    label has at most one (in its CPUs), written `_`, which the rules turn back into a
+    dot (prometheus/rules/layers.yml). docker-compose.yaml names its router from the
+    variable CONFIG_ROUTER, which the Docker runtime sets to this.
+    """
+    return PREDICT_ROUTER_PREFIX + label.replace(".", "_")
+
+
+def traefik_dynamic(
+    settings: NativeSettings, replicas: list[Replica], label: str
+) -> dict[str, Any]:
     servers = [{"url": settings.url(r.port)} for r in replicas]
+
+    def router(rule: str) -> dict[str, Any]:
+        return {
+            "entryPoints": ["web"],
+            "rule": rule,
+            "service": SERVICE,
+            "middlewares": [f"{RETRY_MIDDLEWARE}@file"],
+        }
+
     return {
         "http": {
             "routers": {
-                SERVICE: {
-                    "entryPoints": ["web"],
-                    "rule": API_ROUTE_RULE,
-                    "service": SERVICE,
-                    "middlewares": [f"{RETRY_MIDDLEWARE}@file"],
-                }
+                predict_router(label): router(PREDICT_ROUTE_RULE),
+                SERVICE: router(API_ROUTE_RULE),
             },
             "services": {
                 SERVICE: {
