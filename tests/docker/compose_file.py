@@ -141,8 +141,16 @@ def raw_compose() -> dict[str, Any]:
 
 
 def load_compose(env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The compose model with the file's defaults, as `docker compose config` sees it."""
-    return interpolate_tree(raw_compose(), TEST_ENV if env is None else env)
+    """The compose model with the file's defaults, as `docker compose config` sees it.
+
+    Like `docker compose config`, labels written as a list of `key=value` items (so that
+    a key can hold a variable) come out as a mapping.
+    """
+    model = interpolate_tree(raw_compose(), TEST_ENV if env is None else env)
+    for service in model.get("services", {}).values():
+        if isinstance(service.get("labels"), list):
+            service["labels"] = dict(item.split("=", 1) for item in service["labels"])
+    return model
 
 
 def variables(text: str) -> set[str]:

@@ -51,6 +51,9 @@ def deployment_env(deployment: Deployment) -> dict[str, str]:
         "CPUS": "0" if deployment.cpus is None else format_cpus(deployment.cpus),
         "MEMORY": "0" if deployment.memory is None else format_memory(deployment.memory),
         "CONFIG": deployment.label,
+        # Names Traefik's prediction router, which cannot hold a dot: the same name as the
+        # native runtime's (lab/runtimes/native/configs.py, predict_router).
+        "CONFIG_ROUTER": deployment.label.replace(".", "_"),
     }
 
 

@@ -450,7 +450,13 @@ def test_current_and_label_come_from_the_containers(docker: FakeDocker) -> None:
 def test_unlimited_deployments_are_zero_for_docker() -> None:
     env = deployment_env(Deployment(1, None, None))
 
-    assert env == {"REPLICAS": "1", "CPUS": "0", "MEMORY": "0", "CONFIG": "r1-cmax-mmax"}
+    assert env == {
+        "REPLICAS": "1",
+        "CPUS": "0",
+        "MEMORY": "0",
+        "CONFIG": "r1-cmax-mmax",
+        "CONFIG_ROUTER": "r1-cmax-mmax",
+    }
 
 
 def test_endpoints_are_the_published_ports(docker: FakeDocker) -> None:

@@ -79,13 +79,19 @@ def test_traefik_static_keeps_the_shared_file_but_ports_and_provider(files: RunF
 
 
 def test_traefik_routes_the_api_only_with_health_checks_and_retries() -> None:
-    dynamic = traefik_dynamic(NativeSettings(), replicas(8101))
-    router = dynamic["http"]["routers"]["api"]
+    dynamic = traefik_dynamic(NativeSettings(), replicas(8101), "r2-c1.0-m1g")
+    routers = dynamic["http"]["routers"]
     balancer = dynamic["http"]["services"]["api"]["loadBalancer"]
 
-    assert "/predict" in router["rule"]
-    assert "/metrics" not in router["rule"]
-    assert router["middlewares"] == ["api-retry@file"]
+    # Predictions through the config's own router (its name carries the config, with `_`
+    # for the dot a Traefik name cannot hold), every other API path through `api`.
+    assert set(routers) == {"predict-r2-c1_0-m1g", "api"}
+    assert "/predict" in routers["predict-r2-c1_0-m1g"]["rule"]
+    assert "/predict" not in routers["api"]["rule"] and "/ready" in routers["api"]["rule"]
+    for router in routers.values():
+        assert "/metrics" not in router["rule"]
+        assert router["middlewares"] == ["api-retry@file"]
+        assert router["service"] == "api"
     assert balancer["healthCheck"] == {"path": "/ready", "interval": "250ms", "timeout": "5s"}
     assert balancer["servers"] == [{"url": "http://127.0.0.1:8101"}]
     assert balancer["serversTransport"] == "api-transport@file"

@@ -72,7 +72,9 @@ def test_a_busy_replica_has_time_to_answer_its_health_check() -> None:
 
 
 def test_traefik_never_ejects_a_replica_for_its_5xx_answers() -> None:
-    balancer = traefik_dynamic(NativeSettings(), [replica(8101)])["http"]["services"]["api"]
+    balancer = traefik_dynamic(NativeSettings(), [replica(8101)], "r1-c1.0-m1g")["http"][
+        "services"
+    ]["api"]
     # Traefik's passive health check counts every 5xx answer (a shed 503 too) as a
     # failed attempt: it must stay off.
     assert "passiveHealthCheck" not in balancer["loadBalancer"]
