@@ -37,18 +37,21 @@ def demo(stack: NativeStack, count: int = 600) -> None:
     for replica, value in sorted(per_replica.items()):
         console.print(f"  {replica}: {value:.0f}")
 
+    dashboards = s.url(state.ports.get("dashboards", s.dashboard_port))
     graph = (
         f"{prometheus.page('graph')}?g0.expr={quote(PER_REPLICA_RPS)}&g0.tab=0&g0.range_input=15m"
     )
     console.print(
         f"""
 [bold]Where to look[/bold]
+  Dashboards             {dashboards}/d/lab-capacity    all four: {dashboards}/
   API (through Traefik)  {api}/    POST {api}/predict    docs {api}/docs
   Traefik dashboard      {s.url(s.traefik_port)}/dashboard/
   Prometheus             {s.url(s.prometheus_port)}   targets {prometheus.page("targets")}
   Pushgateway            {s.url(s.pushgateway_port)}
   Per-replica RPS        {PER_REPLICA_RPS}
                          {graph}
+  Live SLO table         make watch
   Stack state            make status      logs in {stack.files.logs}/
   More load              make load (Locust UI on :8089), make scale REPLICAS=4
   Stop everything        make down

@@ -27,6 +27,9 @@ class NativeSettings(StackSettings):
     traefik_port: int = Field(default=8080, ge=1, le=65535)
     prometheus_port: int = Field(default=9090, ge=1, le=65535)
     pushgateway_port: int = Field(default=9091, ge=1, le=65535)
+    # The native dashboards (lab/dashboards/: the Grafana JSON drawn without Grafana), on
+    # the port Grafana has in the Docker runtime.
+    dashboard_port: int = Field(default=3000, ge=1, le=65535)
     # The supervisor's /metrics (restarts, crash loops); 0 picks a free port at `up`.
     supervisor_port: int = Field(default=0, ge=0, le=65535)
     # Replicas listen on the first free ports from here up.
@@ -76,6 +79,8 @@ def remote_exposure(settings: NativeSettings) -> list[str]:
         "(anyone can POST /-/quit or /-/reload)",
         f"the Pushgateway on :{s.pushgateway_port}: anyone can push or delete series, "
         "that is fake or erase load-generator numbers",
+        f"the dashboards on :{s.dashboard_port}: every metric (Prometheus' query API) and "
+        "the sampled traces",
         f"every replica directly (from :{s.replica_base_port} up), /metrics included, "
         "and the supervisor's /metrics",
     ]

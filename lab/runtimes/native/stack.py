@@ -126,6 +126,7 @@ class NativeStack:
             "LAB_TRAEFIK_PORT": s.traefik_port,
             "LAB_PROMETHEUS_PORT": s.prometheus_port,
             "LAB_PUSHGATEWAY_PORT": s.pushgateway_port,
+            "LAB_DASHBOARD_PORT": s.dashboard_port,
         }
         if s.supervisor_port:
             wanted["LAB_SUPERVISOR_PORT"] = s.supervisor_port
@@ -228,6 +229,22 @@ class NativeStack:
             "--log.level=warn",
         ]
         return self._start_component(state, "prometheus", command, s.prometheus_port, "/-/ready")
+
+    def _start_dashboards(self, state: State) -> Component:
+        """The dashboard server (lab/dashboards/), reading this stack's Prometheus and the
+        replicas' trace files."""
+        s = self.settings
+        command = [
+            sys.executable,
+            "-m",
+            "lab.dashboards",
+            f"--host={s.host}",
+            f"--port={s.dashboard_port}",
+            f"--prometheus={s.url(s.prometheus_port)}",
+            f"--scrape-interval={s.scrape_interval_seconds}",
+            f"--trace-dir={self.files.traces}",
+        ]
+        return self._start_component(state, "dashboards", command, s.dashboard_port, "/-/ready")
 
     def _start_traefik(self, state: State, binary: str) -> Component:
         command = [binary, f"--configFile={self.files.traefik_static}"]
@@ -510,6 +527,7 @@ class NativeStack:
                     "traefik": s.traefik_port,
                     "prometheus": s.prometheus_port,
                     "pushgateway": s.pushgateway_port,
+                    "dashboards": s.dashboard_port,
                     "supervisor": self._supervisor_port(),
                 },
                 label=deployment.label,
@@ -528,6 +546,7 @@ class NativeStack:
                 self._save(state)
                 self._start_pushgateway(state, binaries.pushgateway)
                 self._start_prometheus(state, binaries.prometheus)
+                self._start_dashboards(state)
                 created = self._new_replicas(state, deployment.replicas, deployment)
                 for replica in created:
                     with self.console.status(f"waiting for {replica.name} to load its model"):

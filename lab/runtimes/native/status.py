@@ -21,6 +21,7 @@ HEALTH_PATHS = {
     "prometheus": "/-/healthy",
     "pushgateway": "/-/healthy",
     "supervisor": "/metrics",
+    "dashboards": "/-/ready",
 }
 
 
@@ -163,6 +164,7 @@ def render(stack: NativeStack, state: State, console: Console) -> None:
     console.print(
         f"API {s.url(s.web_port)}  Traefik dashboard {s.url(s.traefik_port)}/dashboard/  "
         f"Prometheus {s.url(s.prometheus_port)}  Pushgateway {s.url(s.pushgateway_port)}  "
+        f"dashboards {s.url(state.ports.get('dashboards', s.dashboard_port))}/  "
         f"logs {stack.files.logs}/",
         highlight=False,
     )

@@ -31,7 +31,8 @@ class NativeLab:
     def __post_init__(self) -> None:
         if not self.ports:
             self.ports = {
-                name: free_port() for name in ("web", "traefik", "prometheus", "pushgateway")
+                name: free_port()
+                for name in ("web", "traefik", "prometheus", "pushgateway", "dashboards")
             }
             self.ports["replica_base"] = free_port()
 
@@ -44,6 +45,7 @@ class NativeLab:
             "LAB_TRAEFIK_PORT": str(self.ports["traefik"]),
             "LAB_PROMETHEUS_PORT": str(self.ports["prometheus"]),
             "LAB_PUSHGATEWAY_PORT": str(self.ports["pushgateway"]),
+            "LAB_DASHBOARD_PORT": str(self.ports["dashboards"]),
             "LAB_REPLICA_BASE_PORT": str(self.ports["replica_base"]),
             "API_MODEL_DIR": str(self.model_dir),
             "LAB_SCRAPE_INTERVAL_SECONDS": "1",
@@ -69,6 +71,10 @@ class NativeLab:
     @property
     def api(self) -> str:
         return f"http://127.0.0.1:{self.ports['web']}"
+
+    @property
+    def dashboards(self) -> str:
+        return f"http://127.0.0.1:{self.ports['dashboards']}"
 
     @property
     def prometheus(self) -> Prometheus:
