@@ -263,25 +263,42 @@ class UnknownFieldScreen:
         return count
 
 
-async def _validation_error(_: Request, exc: RequestValidationError) -> Response:
+def validation_error_body(exc: RequestValidationError) -> bytes:
+    """The 422 body: the first MAX_ERRORS errors described, and how many were left out.
+    The one definition for FastAPI's handler and the hot path (api/hot_path.py)."""
     errors = exc.errors()
     detail = describe_errors(errors)
     omitted = len(errors) - len(detail)
     if isinstance(exc, ScreenedValidationError):
         omitted += exc.omitted
-    return json_response(
-        422, {"error": "validation_error", "detail": detail, "errors_omitted": omitted}
-    )
+    return orjson.dumps({"error": "validation_error", "detail": detail, "errors_omitted": omitted})
+
+
+def http_error_body(status: int, detail: Any) -> bytes:
+    return orjson.dumps({"error": _slug(status), "detail": detail})
+
+
+def batch_failed_body(exc: BatchFailedError) -> bytes:
+    log.error("prediction failed: %s", exc)
+    return orjson.dumps({"error": "inference_failed", "detail": str(exc)})
+
+
+def _json_bytes(status: int, body: bytes, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+async def _validation_error(_: Request, exc: RequestValidationError) -> Response:
+    return _json_bytes(422, validation_error_body(exc))
 
 
 async def _http_error(_: Request, exc: HTTPException) -> Response:
-    payload = {"error": _slug(exc.status_code), "detail": exc.detail}
-    return json_response(exc.status_code, payload, headers=exc.headers)
+    return _json_bytes(
+        exc.status_code, http_error_body(exc.status_code, exc.detail), headers=exc.headers
+    )
 
 
 async def _batch_failed(_: Request, exc: BatchFailedError) -> Response:
-    log.error("prediction failed: %s", exc)
-    return json_response(503, {"error": "inference_failed", "detail": str(exc)})
+    return _json_bytes(503, batch_failed_body(exc))
 
 
 def _slug(status: int) -> str:

@@ -16,12 +16,13 @@ from api.artefact import Artefact, open_artefact
 from api.body_limit import BodySizeLimitMiddleware
 from api.engines import Engine, load_engine
 from api.errors import install_error_handlers
+from api.hot_path import PredictHotPath
 from api.metrics import ServiceMetrics
 from api.overload import AdmissionMiddleware, ProbeMiddleware
 from api.predictor import Predictor
 from api.routes import health, metrics, predict
 from api.settings import ApiSettings, get_settings
-from api.tracing import TracingMiddleware, build_tracer_provider
+from api.tracing import RequestTracer, TracingMiddleware, build_tracer_provider
 
 log = logging.getLogger("api")
 
@@ -126,17 +127,29 @@ def create_app(
     app.state.metrics = service_metrics
     app.state.draining = True
     # The hot routes come first: routers and the instrumentator match routes in order.
-    predict.add_routes(app, settings.max_batch_items)
+    served = predict.endpoints(settings.max_batch_items)
+    predict.add_routes(app, served)
     health.add_routes(app)
     metrics.add_routes(app)
     install_error_handlers(app)
     # Middleware added last runs first: probes skip everything, then admission sheds
     # predictions beyond the limit (api/overload.py says why these two come first), then
-    # tracing wraps metrics, metrics wrap the body limit.
+    # the hot path serves the predictions itself (api/hot_path.py); every other request
+    # goes on through tracing, which wraps metrics, which wrap the body limit.
+    request_tracer = RequestTracer(provider) if settings.tracing else None
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     service_metrics.instrument(app, lean=settings.lean_http_metrics)
-    if settings.tracing:
-        app.add_middleware(TracingMiddleware, tracer=tracer)
+    if request_tracer is not None:
+        app.add_middleware(TracingMiddleware, tracer=request_tracer)
+    if settings.hot_path:
+        app.add_middleware(
+            PredictHotPath,
+            endpoints=served,
+            state=app.state,
+            metrics=service_metrics,
+            tracer=request_tracer,
+            max_body_bytes=settings.max_body_bytes,
+        )
     app.add_middleware(
         AdmissionMiddleware,
         paths=predict.PATHS,

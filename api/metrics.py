@@ -123,6 +123,7 @@ class ServiceMetrics:
             registry=registry,
         )
         self._children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+        self._inprogress_children: dict[tuple[str, str], Gauge] = {}
 
     def register_runtime_collectors(self, cpu_limit: str, memory_limit: str) -> None:
         """Process CPU and memory, Python runtime, and the replica's cgroup limits."""
@@ -154,17 +155,29 @@ class ServiceMetrics:
             }
         )
 
+    def http_series(self, handler: str, method: str, status: str) -> tuple[Counter, Histogram]:
+        """The request counter and latency histogram of one (handler, method, status),
+        resolved once: `labels()` costs more than the observation itself."""
+        key = (handler, method, status)
+        pair = self._children.get(key)
+        if pair is None:
+            pair = self._children[key] = (self.requests.labels(*key), self.latency.labels(*key))
+        return pair
+
+    def inprogress_series(self, method: str, handler: str) -> Gauge:
+        key = (method, handler)
+        gauge = self._inprogress_children.get(key)
+        if gauge is None:
+            gauge = self._inprogress_children[key] = self.inprogress.labels(method, handler)
+        return gauge
+
     def http_instrumentation(self) -> Callable[[RequestInfo], None]:
-        children = self._children
-        requests, latency = self.requests, self.latency
+        series = self.http_series
 
         def record(info: RequestInfo) -> None:
-            key = (info.modified_handler, info.method, info.modified_status)
-            pair = children.get(key)
-            if pair is None:
-                pair = children[key] = (requests.labels(*key), latency.labels(*key))
-            pair[0].inc()
-            pair[1].observe(info.modified_duration, exemplar=current_exemplar())
+            count, latency = series(info.modified_handler, info.method, info.modified_status)
+            count.inc()
+            latency.observe(info.modified_duration, exemplar=current_exemplar())
 
         return record
 
@@ -184,7 +197,7 @@ class ServiceMetrics:
             return
         app.add_middleware(
             LeanInstrumentatorMiddleware,
-            inprogress=self.inprogress,
+            inprogress=self.inprogress_series,
             should_group_status_codes=instrumentator.should_group_status_codes,
             excluded_handlers=instrumentator.excluded_handlers,
             instrumentations=instrumentator.instrumentations,
@@ -203,7 +216,9 @@ class LeanInstrumentatorMiddleware(PrometheusInstrumentatorMiddleware):
 
     _MAX_TEMPLATES = 4096
 
-    def __init__(self, app: ASGIApp, *, inprogress: Gauge, **kwargs: object) -> None:
+    def __init__(
+        self, app: ASGIApp, *, inprogress: Callable[[str, str], Gauge], **kwargs: object
+    ) -> None:
         super().__init__(app, **kwargs)  # type: ignore[arg-type]
         if (
             self.should_group_status_codes
@@ -213,9 +228,8 @@ class LeanInstrumentatorMiddleware(PrometheusInstrumentatorMiddleware):
             or self.async_instrumentations
         ):
             raise ValueError("LeanInstrumentatorMiddleware does not support this configuration")
-        self._inprogress_gauge = inprogress
+        self._inprogress = inprogress
         self._routes: dict[tuple[str, str], tuple[str, bool]] = {}
-        self._inprogress: dict[tuple[str, str], Gauge] = {}
 
     def _resolve(self, scope: Scope) -> tuple[str, bool]:
         key = (scope["method"], scope["path"])
@@ -241,10 +255,7 @@ class LeanInstrumentatorMiddleware(PrometheusInstrumentatorMiddleware):
             await self.app(scope, receive, send)
             return
         method = scope["method"]
-        inprogress = self._inprogress.get((method, handler))
-        if inprogress is None:
-            inprogress = self._inprogress_gauge.labels(method, handler)
-            self._inprogress[(method, handler)] = inprogress
+        inprogress = self._inprogress(method, handler)
         inprogress.inc()
         status = 500
 

@@ -84,8 +84,20 @@ class ApiSettings(BaseSettings):
     loop: Literal["asyncio", "uvloop"] = "asyncio"
     # HTTP metrics middleware: the lean subclass (default) or the instrumentator's stock one.
     lean_http_metrics: bool = True
-    # Tracing middleware on (the sampler decides what is recorded) or off entirely.
+    # Tracing on (the sampler decides what is recorded; unsampled requests cost a random
+    # draw) or off entirely.
     tracing: bool = True
+    # POST /predict and /predict/batch served by the hot path (api/hot_path.py): the same
+    # contract as FastAPI's route with less work a request. `false` serves them through
+    # FastAPI's routing and middleware, for benchmarks and for parity tests.
+    hot_path: bool = True
+    # Sampled spans written as JSON lines to this file (api/tracing.py, `span_line`), read
+    # by `python -m lab trace ID`. The native runtime sets <run dir>/traces/<replica>.jsonl;
+    # unset writes no file.
+    traces_file: Path | None = None
+    # Past this size the file becomes <file>.1 (replacing the older one) and a new one
+    # starts: at most twice this on disk. 1 % of 10,000 requests/s is ~40 KB/s of spans.
+    traces_file_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
     # Deployment identity, set by the runtimes: replica name, config label, limits.
@@ -121,7 +133,7 @@ class ApiSettings(BaseSettings):
             raise ValueError("must be a SHA-256 (64 hex digits), as `make train` prints it")
         return digest
 
-    @field_validator("model_digest_file", mode="before")
+    @field_validator("model_digest_file", "traces_file", mode="before")
     @classmethod
     def _unset_when_empty(cls, value: object) -> object:
         # Compose passes `API_MODEL_DIGEST_FILE=` when the variable is unset: no pin.

@@ -36,6 +36,32 @@ def _is_json(content_type: str) -> bool:
     return media_type in ("application/json", "") or media_type.endswith("+json")
 
 
+class JsonBody:
+    """Reads one body model from request bytes, raising what FastAPI would raise.
+
+    The one definition of the checks, shared by JsonBodyRoute and the hot path
+    (api/hot_path.py), so both refuse the same input with the same answer."""
+
+    def __init__(self, model: type[BaseModel]) -> None:
+        self.model = model
+        self._validate = model.model_validate_json
+        self._screen = UnknownFieldScreen(model)
+
+    @staticmethod
+    def check_content_type(content_type: str) -> None:
+        """HTTPException 415 unless the media type is JSON (or absent)."""
+        if not _is_json(content_type):
+            raise HTTPException(415, f"content-type must be application/json, not {content_type}")
+
+    def decode(self, body: bytes) -> BaseModel:
+        """The validated model; RequestValidationError (or its screened form) if not."""
+        self._screen.check(body)
+        try:
+            return self._validate(body)
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors(include_url=False), body=body) from None
+
+
 class JsonBodyRoute(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
@@ -58,21 +84,10 @@ class JsonBodyRoute(APIRoute):
         model = hints[names[1]]
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             raise TypeError(f"{endpoint.__name__}'s body must be a pydantic model")
-        validate = model.model_validate_json
-        screen = UnknownFieldScreen(model)
+        parser = JsonBody(model)
 
         async def handle(request: Request) -> Response:
-            content_type = request.headers.get("content-type", "")
-            if not _is_json(content_type):
-                raise HTTPException(
-                    415, f"content-type must be application/json, not {content_type}"
-                )
-            body = await request.body()
-            screen.check(body)
-            try:
-                value = validate(body)
-            except ValidationError as exc:
-                raise RequestValidationError(exc.errors(include_url=False), body=body) from None
-            return await endpoint(request, value)
+            parser.check_content_type(request.headers.get("content-type", ""))
+            return await endpoint(request, parser.decode(await request.body()))
 
         return handle

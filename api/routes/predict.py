@@ -1,8 +1,12 @@
 """POST /predict and POST /predict/batch."""
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
+import annotated_types
 from fastapi import FastAPI, Request
+from pydantic import BaseModel
 from starlette.responses import Response
 
 from api.predictor import Predictor
@@ -33,32 +37,63 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+@dataclass(frozen=True)
+class PredictEndpoint:
+    """One prediction endpoint: its path, its body model, and how a validated body becomes
+    the JSON answer. FastAPI's route (below) and the hot path (api/hot_path.py) both serve
+    it from this one definition, so they validate and answer alike."""
+
+    path: str
+    model: type[BaseModel]
+    answer: Callable[[Predictor, Any], Awaitable[bytes]]
+
+
+async def _answer_one(predictor: Predictor, penguin: Penguin) -> bytes:
+    return await predictor.answer_one(penguin.__dict__)
+
+
+async def _answer_many(predictor: Predictor, batch: Any) -> bytes:
+    return await predictor.answer_many([penguin.__dict__ for penguin in batch.instances])
+
+
+def endpoints(max_batch_items: int) -> tuple[PredictEndpoint, PredictEndpoint]:
+    """/predict and /predict/batch, whose size bound comes from API_MAX_BATCH_ITEMS."""
+    return (
+        PredictEndpoint(PATHS[0], Penguin, _answer_one),
+        PredictEndpoint(PATHS[1], batch_request_model(max_batch_items), _answer_many),
+    )
+
+
 def _json(body: bytes) -> Response:
     return Response(body, media_type="application/json")
 
 
 async def predict(request: Request, penguin: Penguin) -> Response:
     """Species of one penguin, with per-class probabilities."""
-    predictor: Predictor = request.app.state.predictor
-    return _json(await predictor.answer_one(penguin.__dict__))
+    return _json(await _answer_one(request.app.state.predictor, penguin))
 
 
-def add_routes(app: FastAPI, max_batch_items: int) -> None:
-    """Registered on the app itself: an included router adds a dispatch layer per request."""
-    batch_model = batch_request_model(max_batch_items)
+def add_routes(app: FastAPI, served: tuple[PredictEndpoint, PredictEndpoint]) -> None:
+    """Registered on the app itself: an included router adds a dispatch layer per request.
+
+    These routes describe the endpoints in /openapi.json and /docs, and serve them when
+    the hot path is off (API_HOT_PATH=false)."""
+    one, batch = served
+    batch_model = batch.model
 
     async def predict_batch(request: Request, batch: batch_model) -> Response:  # type: ignore[valid-type]
-        predictor: Predictor = request.app.state.predictor
-        rows = [penguin.__dict__ for penguin in batch.instances]
-        return _json(await predictor.answer_many(rows))
+        return _json(await _answer_many(request.app.state.predictor, batch))
 
-    predict_batch.__doc__ = f"Species of 1 to {max_batch_items} penguins, answered in order."
-    for path, endpoint, response_model in zip(
-        PATHS, (predict, predict_batch), (PredictResponse, BatchResponse), strict=True
+    limit = batch_model.model_fields["instances"].metadata
+    most = next(m.max_length for m in limit if isinstance(m, annotated_types.MaxLen))
+    predict_batch.__doc__ = f"Species of 1 to {most} penguins, answered in order."
+    for endpoint, function, response_model in (
+        (one, predict, PredictResponse),
+        (batch, predict_batch, BatchResponse),
     ):
         app.router.add_api_route(
-            path,
-            endpoint,
+            endpoint.path,
+            function,
             methods=["POST"],
             response_model=response_model,
             responses=ERRORS,
