@@ -1,4 +1,4 @@
-"""`python -m lab up|scale|status|logs|down|demo|load|experiment|capacity|report|label`.
+"""`python -m lab up|scale|status|logs|down|demo|load|experiment|capacity|report|label|trace`.
 
 The lab's one command line: the Makefile's targets call it once each. The runtime is
 chosen once per command from RUNTIME=auto|docker|native (auto: docker when `docker info`
@@ -61,11 +61,29 @@ def parser() -> Parser:
     load.add_argument("--run-time", default="60s", help="headless run length (DURATION)")
     experiment = sub.add_parser("experiment", help="measure every deployment of FILE")
     experiment.add_argument("--file", type=Path, help="the plan (default FILE)")
-    capacity = sub.add_parser("capacity", help="capacity search (open-model steps) of one config")
-    capacity.add_argument("--config", required=True, help="a config label, e.g. r2-c1.0-m1g")
-    capacity.add_argument("--file", type=Path, help="the plan (default FILE)")
+    capacity = sub.add_parser(
+        "capacity",
+        help="capacity search of one config, or the smallest deployment for a target rate",
+    )
+    which = capacity.add_mutually_exclusive_group(required=True)
+    which.add_argument("--config", help="a config label, e.g. r2-c1.0-m1g: its capacity search")
+    which.add_argument(
+        "--target-rps",
+        type=float,
+        help="fit a capacity model to stored knees, run its smallest deployment once",
+    )
+    capacity.add_argument("--file", type=Path, help="the plan, with --config (default FILE)")
+    capacity.add_argument(
+        "--results",
+        type=Path,
+        default=Path("experiments/example"),
+        help="with --target-rps: a results folder whose knees the model is fitted on",
+    )
     report = sub.add_parser("report", help="rebuild report.md and plots from stored results")
     report.add_argument("--run", type=Path, required=True, help="a results/<...> folder")
+    trace = sub.add_parser("trace", help="print a stored trace's span tree (native runtime)")
+    trace.add_argument("trace_id", help="32 hex digits, e.g. an exemplar's trace_id")
+    trace.add_argument("--dir", type=Path, help="span files (default <LAB_RUN_DIR>/traces)")
     return root
 
 
@@ -133,9 +151,14 @@ def _experiment(runtime: Runtime, args: argparse.Namespace) -> int:
 
 
 def _capacity(runtime: Runtime, args: argparse.Namespace) -> int:
-    from lab.experiments.commands import run_experiment
+    from lab.experiments.commands import run_experiment, verify_prediction
 
-    run_experiment(runtime, args.file, capacity_of=args.config)
+    if args.target_rps is not None:
+        if args.target_rps <= 0:
+            raise LabError(f"--target-rps {args.target_rps:g}: give a positive rate")
+        verify_prediction(runtime, args.target_rps, args.results)
+    else:
+        run_experiment(runtime, args.file, capacity_of=args.config)
     return 0
 
 
@@ -161,6 +184,12 @@ def main(argv: list[str] | None = None) -> None:
         from lab.experiments.commands import rebuild_report
 
         rebuild_report(args.run)
+        return
+    if args.command == "trace":
+        # Reads the native runtime's span files only: no runtime is involved.
+        from lab.traces import show_trace
+
+        print(show_trace(args.trace_id, args.dir))
         return
     quiet = args.command in ("experiment", "capacity")
     runtime = select_runtime(CliSettings().runtime, quiet=quiet)
