@@ -166,6 +166,8 @@ class NativeRuntime(Runtime):
             "LOCUST_CONFIG_LABEL": self.label(),
             "LOCUST_PUSHGATEWAY": endpoints.pushgateway,
             "LOCUST_SCRAPE_INTERVAL": f"{endpoints.scrape_interval_seconds:g}",
+            # Sampled client spans, beside the replicas' (lab/traces.py).
+            "LAB_TRACES_DIR": str(self.settings.run_dir / "traces"),
         }
         code = run_attached(command, env=env, cwd=REPO)
         # Ctrl-C is how a web UI session ends, not a failure.

@@ -340,6 +340,8 @@ class NativeStack:
                 "API_CPU_LIMIT": "" if replica.cpus is None else format_cpus(replica.cpus),
                 "API_MEMORY_LIMIT": "" if replica.memory is None else format_memory(replica.memory),
                 "LAB_CGROUP_PROCS": replica.cgroup.get("procs", ""),
+                # Sampled spans, read by `python -m lab trace ID` (lab/traces.py).
+                "API_TRACES_FILE": str(self.settings.run_dir / "traces" / f"{replica.name}.jsonl"),
             }
         )
         command = cgroups.wrap([sys.executable, "-m", "api"], replica.cgroup)
