@@ -2,8 +2,10 @@
 
 Each request carries a W3C `traceparent` from a client span, so the API's traces start
 here. Spans come from the tracer provider Locust sets up with `--otel` (then they are
-exported) or, without it, from a local provider that only creates trace context; new traces
-are sampled at OTEL_TRACES_SAMPLER_ARG (default 1 %, like the API) and the API follows.
+exported) or, without it, from a local provider that creates trace context and, when
+LAB_TRACES_DIR is set (the native runtime sets it), writes sampled spans to a file there;
+new traces are sampled at OTEL_TRACES_SAMPLER_ARG (default 1 %, like the API) and the API
+follows.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ from __future__ import annotations
 import math
 import os
 import random
+import socket
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.propagate import inject
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import SpanKind
@@ -37,9 +41,27 @@ def tracer() -> trace.Tracer:
         provider = trace.get_tracer_provider()
         if not hasattr(provider, "add_span_processor"):
             ratio = float(os.environ.get("OTEL_TRACES_SAMPLER_ARG", "0.01"))
-            provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
+            provider = TracerProvider(
+                sampler=ParentBased(TraceIdRatioBased(ratio)), resource=_resource()
+            )
+            traces_dir = os.environ.get("LAB_TRACES_DIR")
+            if traces_dir:
+                # The native runtime keeps sampled spans in files (lab/traces.py); the
+                # client's span is the root of each trace there.
+                from pathlib import Path
+
+                from api.tracing import file_span_processor
+
+                path = Path(traces_dir) / f"locust-{os.getpid()}.jsonl"
+                provider.add_span_processor(file_span_processor(path, 64 * 1024 * 1024))
         _tracer = provider.get_tracer("capacity-lab.locust")
     return _tracer
+
+
+def _resource() -> Resource:
+    return Resource.create(
+        {"service.name": "locust", "service.instance.id": f"{socket.gethostname()}-{os.getpid()}"}
+    )
 
 
 def check_prediction(answer: dict[str, Any]) -> str | None:
