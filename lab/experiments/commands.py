@@ -5,13 +5,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 
-from lab.core import REPO, Deployment
-from lab.errors import LabError
-from lab.experiments.plan import load_experiment
+from lab.core import REPO, Deployment, ResourceError, format_cpus, format_memory
+from lab.errors import LabError, one_line
+from lab.experiments import predict
+from lab.experiments.plan import Experiment, load_experiment
 from lab.experiments.report import write_report
 from lab.experiments.results import RESULTS_JSON, load
 from lab.experiments.runner import ExperimentRunner
@@ -43,9 +44,10 @@ def run_experiment(
     experiment = load_experiment(plan_file)
     only = None
     if capacity_of is not None:
-        if experiment.capacity is None:
-            raise LabError(f"{plan_file} has no `capacity` section to run")
-        only = [Deployment.from_label(capacity_of)]
+        try:
+            only = [Deployment.from_label(capacity_of)]
+        except ResourceError as exc:
+            raise LabError(str(exc)) from None
     name = experiment.name if capacity_of is None else f"capacity-{capacity_of}"
     out_dir = _out_dir(settings, name)
     facts = machine_facts(runtime.limits_description())
@@ -66,3 +68,73 @@ def rebuild_report(run: Path) -> Path:
     path = write_report(load(folder), folder)
     Console().print(f"report rebuilt: {path}")
     return path
+
+
+def verify_prediction(runtime: Runtime, target_rps: float, source: Path) -> Path:
+    """Fit the capacity model to the knees stored in `source`, run its smallest
+    deployment for `target_rps` once (open-model steps at the target and around the
+    predicted knee), and write a report of predicted against measured."""
+    folder = source if source.is_absolute() else Path.cwd() / source
+    if not (folder / RESULTS_JSON).is_file():
+        raise LabError(
+            f"{folder} holds no {RESULTS_JSON}: pass --results a folder made by "
+            "`make experiment` (with a capacity search)"
+        )
+    stored = load(folder)
+    model = predict.fit(stored.configs)
+    if model is None:
+        raise LabError(
+            f"{folder} has no bracketed, trusted knee of a CPU-limited deployment to fit a "
+            "model to; run `make experiment` first"
+        )
+    try:
+        choice = predict.smallest(model, target_rps)
+    except ResourceError as exc:
+        raise LabError(str(exc)) from None
+    plan = dict(stored.plan)
+    plan["name"] = f"capacity-{target_rps:g}rps"
+    plan["description"] = (
+        f"Predict, then verify: the smallest deployment for {target_rps:g} req/s by the "
+        f"model fitted on {folder.name}, measured once."
+    )
+    plan["target"] = {"arrival_rate": target_rps}
+    plan["workshop_view"] = None
+    plan["failover"] = {**plan.get("failover", {}), "enabled": False}
+    plan["capacity"] = {
+        **plan["capacity"],
+        "rates": predict.probe_rates(target_rps, choice.predicted_knee),
+        "refine": 0,
+    }
+    label = choice.deployment.label
+    plan["configs"] = [
+        {
+            "replicas": choice.deployment.replicas,
+            "cpus": format_cpus(choice.deployment.cpus or 0),
+            "memory": format_memory(choice.deployment.memory or 0),
+        }
+    ]
+    try:
+        experiment = Experiment.model_validate(plan)
+    except ValidationError as exc:
+        raise LabError(f"{folder}'s stored plan cannot be reused: {one_line(exc)}") from None
+    settings = ExperimentSettings()
+    console = Console()
+    out_dir = _out_dir(settings, experiment.name)
+    facts = machine_facts(runtime.limits_description())
+    runner = ExperimentRunner(experiment, runtime, out_dir, facts, console)
+    runner.results.prediction = {
+        "source": folder.name,
+        "target_rps": target_rps,
+        "label": label,
+        "predicted_knee": round(choice.predicted_knee, 1),
+        "extrapolated": choice.extrapolated,
+        "fit": model.to_dict(),
+    }
+    console.print(
+        f"model {model.describe()}: the smallest deployment for {target_rps:g} req/s is "
+        f"{label} (predicted knee {choice.predicted_knee:,.0f}); measuring it, results in "
+        f"{out_dir}"
+    )
+    runner.run()
+    console.print(f"done: {out_dir / 'report.md'}")
+    return out_dir

@@ -13,6 +13,7 @@ from typing import Any
 
 from lab.core import LOCUST, LOCUST_CONF, REPO
 from lab.errors import LabError
+from lab.experiments.plan import PUSH_INTERVAL_S
 from lab.runtimes.contract import Endpoints, GeneratorPlacement
 from monitoring.prom import Prometheus
 
@@ -36,9 +37,15 @@ class LocustRun:
 
 class LocustLauncher:
     def __init__(
-        self, endpoints: Endpoints, logs: Path, placement: GeneratorPlacement | None = None
+        self,
+        endpoints: Endpoints,
+        logs: Path,
+        placement: GeneratorPlacement | None = None,
+        workers: int = 1,
     ) -> None:
         self.endpoints = endpoints
+        # More than one: Locust forks that many workers under a master (--processes).
+        self.workers = workers
         self.logs = logs
         self.prometheus = Prometheus(endpoints.prometheus)
         # When set, Locust runs there (the native runtime: a cgroup with its CPU budget).
@@ -54,7 +61,7 @@ class LocustLauncher:
             "--headless",
             "--host", self.endpoints.api,
             "--pushgateway", self.endpoints.pushgateway,
-            "--push-interval", "1",
+            "--push-interval", f"{PUSH_INTERVAL_S:g}",
             "--scrape-interval", str(self.endpoints.scrape_interval_seconds),
             "--run-id", run_id,
             "--config-label", config,
@@ -64,6 +71,7 @@ class LocustLauncher:
             # client then counts every request the replicas answered.
             "--stop-timeout", "60",
             "--only-summary",
+            *(["--processes", str(self.workers)] if self.workers > 1 else []),
             *args,
         ]  # fmt: skip
         env = dict(os.environ)

@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from lab.experiments.plan import PUSH_INTERVAL_S
 from lab.experiments.vocabulary import instant, range_of, windowed
-from monitoring.prom import Prometheus
+from monitoring.prom import Sample
 
 LAYERS = ("client", "edge", "server", "model")
+
+# Each layer's latency histogram, for the share above its top bucket (every layer has
+# its own bucket set: the model's tops out at 1 s, the others at 60 s). `{run}` and
+# `{config}` are filled per window.
+HISTOGRAMS = {
+    "client": 'locust_request_duration_seconds_bucket{{job="locust", run_id="{run}", '
+    'name=~"POST /predict.*"}}',
+    "edge": 'traefik_router_request_duration_seconds_bucket{{router=~"api@.*"}}',
+    "server": 'http_request_duration_seconds_bucket{{job="api", config="{config}", '
+    'handler=~"/predict.*"}}',
+    "model": 'model_inference_seconds_bucket{{job="api", config="{config}"}}',
+}
+
+
+class QueryApi(Protocol):
+    """What the reader needs of Prometheus: live (RecordingPrometheus) or replayed."""
+
+    def query(self, promql: str, time: float | None = None) -> list[Sample]: ...
 
 
 @dataclass
@@ -20,7 +40,10 @@ class LayerStats:
     p99_s: float | None = None
     p95_success_s: float | None = None
     good_ratio: float | None = None
-    overflow_rps: float | None = None
+    # The histogram's highest finite bound, and the share of the window's observations
+    # above it (their quantiles are then lower bounds).
+    top_bucket_s: float | None = None
+    overflow_ratio: float | None = None
 
 
 @dataclass
@@ -55,6 +78,24 @@ class Measurement:
     # the client completed per second (all names; each task sends one request).
     offered_rate: float | None = None
     client_all_rps: float | None = None
+    generator_cpu_mean: float | None = None
+    # Cores the proxy (Traefik) used, and the host's measured CPU (0-1 of all cores).
+    proxy_cpu_cores: float | None = None
+    host_busy: float | None = None
+    # Per scrape target: [samples found, samples expected] in the window.
+    scrapes: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def achieved_rate(self) -> float | None:
+        """Requests the client completed per second, all names: the unit of arrivals
+        (each task sends one request), so achieved / offered is the sustained share."""
+        return self.client_all_rps
+
+    @property
+    def sustained_share(self) -> float | None:
+        if not self.offered_rate or self.client_all_rps is None:
+            return None
+        return self.client_all_rps / self.offered_rate
 
     @property
     def seconds(self) -> float:
@@ -75,7 +116,7 @@ class Measurement:
 class WindowReader:
     """Runs the vocabulary's queries over [start, end] for one config and one run."""
 
-    def __init__(self, prometheus: Prometheus, scrape_interval_s: float) -> None:
+    def __init__(self, prometheus: QueryApi, scrape_interval_s: float) -> None:
         self.prometheus = prometheus
         self.scrape = scrape_interval_s
 
@@ -112,8 +153,28 @@ class WindowReader:
         stats.p99_s = read("config:latency_seconds:p99")
         stats.p95_success_s = read("config:latency_success_seconds:p95")
         stats.good_ratio = read("config:slo_good:ratio_rate1m")
-        stats.overflow_rps = read("config:latency_overflow:rate1m")
+        stats.top_bucket_s, stats.overflow_ratio = self._overflow(layer, window, at, config, run_id)
         return stats
+
+    def _overflow(
+        self, layer: str, window: float, at: float, config: str, run_id: str
+    ) -> tuple[float | None, float | None]:
+        """The top finite bucket of the layer's histogram and the share of observations
+        above it, from the buckets themselves (no bucket set is assumed)."""
+        selector = HISTOGRAMS[layer].format(run=run_id, config=config)
+        buckets = {
+            float(s.labels["le"]): s.value
+            for s in self.prometheus.query(
+                f"sum by (le) (rate({selector}[{range_of(window)}]))", time=at
+            )
+            if "le" in s.labels and s.value == s.value
+        }
+        finite = [le for le in buckets if math.isfinite(le)]
+        total = buckets.get(math.inf)
+        if not finite or not total:
+            return (max(finite) if finite else None), None
+        top = max(finite)
+        return top, max(0.0, total - buckets[top]) / total
 
     def measure(self, config: str, run_id: str, start: float, end: float) -> Measurement:
         window = end - start
@@ -130,7 +191,39 @@ class WindowReader:
         result.users_max = self._one(f"max(max_over_time(locust_users{{{run}}}[{w}]))", end)
         result.offered_rate = self._one(f"sum(rate(locust_arrivals_total{{{run}}}[{w}]))", end)
         result.client_all_rps = self._one(f"sum(rate(locust_requests_total{{{run}}}[{w}]))", end)
+        cpu_mean = self._one(f"sum(avg_over_time(locust_cpu_percent{{{run}}}[{w}]))", end)
+        result.generator_cpu_mean = cpu_mean
+        result.proxy_cpu_cores = self._one(
+            f'sum(rate(process_cpu_seconds_total{{job="traefik"}}[{w}]))', end
+        )
+        result.scrapes = self._scrapes(window, end, config, run_id)
         return result
+
+    def _scrapes(self, window: float, at: float, config: str, run_id: str) -> dict[str, list[int]]:
+        """Samples each scrape target has in the window against those its interval
+        promises; the load generator's pushes by their age at each scrape."""
+        w = range_of(window)
+        expected = int(window // self.scrape)
+        found: dict[str, list[int]] = {}
+        query = (
+            f'count_over_time(up{{job="api", config="{config}"}}[{w}]) '
+            f'or count_over_time(up{{job=~"traefik|pushgateway"}}[{w}])'
+        )
+        for sample in self.prometheus.query(query, time=at):
+            name = sample.labels.get("replica") or sample.labels.get("job", "?")
+            found[name] = [int(sample.value), expected]
+        # Pushes older than a scrape interval plus a push interval were missed.
+        step = f"{max(1, int(self.scrape))}s"
+        age = self._one(
+            f'max_over_time((timestamp(push_time_seconds{{run_id="{run_id}"}}) '
+            f'- push_time_seconds{{run_id="{run_id}"}})[{w}:{step}])',
+            at,
+        )
+        if age is not None:
+            pushes = int(window // PUSH_INTERVAL_S)
+            late = max(0, int((age - self.scrape) // PUSH_INTERVAL_S))
+            found["load generator pushes"] = [max(0, pushes - late), pushes]
+        return found
 
     def count_run(
         self, config: str, run_id: str, before: float, after: float

@@ -44,54 +44,75 @@ class ConfigSpec(Strict):
         return Deployment.parse(self.replicas, self.cpus, self.memory)
 
 
-class Slo(Strict):
-    error_ratio: float = Field(default=0.01, gt=0, lt=1)
-    p95_seconds: float = Field(default=1.0, gt=0)
+# Seconds between two pushes of the load generator's stats (lab/experiments/loadrun.py).
+PUSH_INTERVAL_S = 1.0
+# A measured window spans at least this many pushes: rate() and the quantiles then rest
+# on enough samples, whatever the scrape clock's alignment.
+MIN_WINDOW_PUSHES = 20
 
 
-class TargetLoad(Strict):
-    """The load every deployment must sustain: the SLO question."""
+class Target(Strict):
+    """The load every deployment must sustain: an arrival rate (open model), the SLO
+    question. The SLO itself is lab/slo.py's, the same everywhere."""
 
-    model: Literal["closed", "open"] = "closed"
+    arrival_rate: float = Field(gt=0)
+
+
+class WorkshopView(Strict):
+    """The workshop's closed model (users with think time): shown beside the verdicts,
+    never deciding one. Its RPS is set by its users as much as by the service."""
+
     users: int = Field(default=100, ge=1)
     spawn_rate: float = Field(default=50, gt=0)
     # 0 sends the next request as soon as the answer arrives: the most a user can offer.
     think_time: Annotated[float, BeforeValidator(_seconds), Field(ge=0)] = 1.0
-    arrival_rate: float = Field(default=0, ge=0)
-    warmup: Seconds = 10
-    window: Seconds = 30
-    repeats: int = Field(default=1, ge=1, le=10)
-
-    @model_validator(mode="after")
-    def _open_needs_a_rate(self) -> TargetLoad:
-        if self.model == "open" and self.arrival_rate <= 0:
-            raise ValueError("an open-model target needs arrival_rate > 0")
-        return self
+    warmup: Seconds = 5
+    window: Seconds = 20
 
 
 class CapacitySearch(Strict):
-    """Open-model steps: the highest rate meeting the SLO is the deployment's knee."""
+    """Open-model steps: the highest rate sustained within the SLO is the knee.
+
+    Each step runs `settle` seconds of warm-up, then `repeats` consecutive windows of
+    `window` seconds each; the step's median decides, and its spread is reported."""
 
     rates: list[float] = Field(min_length=1)
-    step: Seconds = 15
-    # Seconds at the start of each step left out of its measurement (queues settle).
-    settle: Seconds = 3
+    settle: Seconds = 5
+    window: Seconds = 20
+    repeats: int = Field(default=3, ge=1, le=10)
+    # Repeats disagree when their verdicts differ or their achieved rates spread more
+    # than this share of the median: the step is then measured once more.
+    tolerance: float = Field(default=0.1, gt=0, lt=1)
     # Users in the pool: enough to start `rate` tasks/s while each takes up to this long.
     latency_budget: Seconds = 3
     stop_after_breach: bool = True
     # Bisections between the last sustained rate and the first failing one.
-    refine: int = Field(default=2, ge=0, le=6)
+    refine: int = Field(default=1, ge=0, le=6)
 
     @model_validator(mode="after")
     def _ordered(self) -> CapacitySearch:
         if self.rates != sorted(self.rates) or self.rates[0] <= 0:
             raise ValueError("capacity rates must be positive and increasing")
-        if self.settle >= self.step:
-            raise ValueError("settle must be shorter than step")
+        if self.window < MIN_WINDOW_PUSHES * PUSH_INTERVAL_S:
+            raise ValueError(
+                f"capacity window is {self.window:g} s: it must span at least "
+                f"{MIN_WINDOW_PUSHES} pushes of the load generator "
+                f"({MIN_WINDOW_PUSHES * PUSH_INTERVAL_S:g} s)"
+            )
         return self
 
-    def users(self) -> int:
-        return max(20, int(max(self.rates) * self.latency_budget))
+    @property
+    def step(self) -> float:
+        """Seconds one step lasts: warm-up and every repeat."""
+        return self.settle + self.repeats * self.window
+
+    def users(self, rate: float | None = None) -> int:
+        return max(20, int((rate or max(self.rates)) * self.latency_budget))
+
+    def with_target(self, target_rate: float) -> list[float]:
+        """The rates to step through: the plan's, and the target's so that the verdict
+        and the knee come from the same measured step."""
+        return sorted({*self.rates, target_rate})
 
 
 class Failover(Strict):
@@ -106,9 +127,11 @@ class Failover(Strict):
 
 class LoadGenerator(Strict):
     """A CPU budget for Locust (native runtime with cgroups): leaves the rest of a small
-    machine to the stack under test, or plays a weaker load-generator machine."""
+    machine to the stack under test, or plays a weaker load-generator machine. `workers`
+    Locust processes share the load when one process saturates its core."""
 
     cpus: float | None = Field(default=None, gt=0, le=64)
+    workers: int = Field(default=1, ge=1, le=64)
 
 
 def _on_off(value: object) -> object:
@@ -129,9 +152,9 @@ class Experiment(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
     description: str = ""
     service: Service = Service()
-    slo: Slo = Slo()
-    target: TargetLoad = TargetLoad()
-    capacity: CapacitySearch | None = None
+    target: Target
+    workshop_view: WorkshopView | None = None
+    capacity: CapacitySearch
     failover: Failover = Failover()
     load_generator: LoadGenerator = LoadGenerator()
     configs: list[ConfigSpec] = Field(min_length=1)
@@ -140,14 +163,15 @@ class Experiment(Strict):
         return [spec.deployment() for spec in self.configs]
 
     def estimated_seconds(self, per_config_overhead: float = 20) -> float:
-        """Rough plan length, for the progress bar: scaling, runs and Locust start/stop."""
-        target = self.target.repeats * (self.target.warmup + self.target.window + 8)
-        capacity = 0.0
-        if self.capacity:
-            steps = len(self.capacity.rates) + self.capacity.refine
-            capacity = self.capacity.step * steps + 8 * (1 + self.capacity.refine)
+        """Rough plan length, for the progress bar: scaling, runs and Locust start/stop;
+        the capacity search assumes half the rates are reached and one re-measurement."""
+        view = self.workshop_view
+        closed = view.warmup + view.window + 8 if view else 0.0
+        plan = self.capacity
+        steps = max(1, len(plan.with_target(self.target.arrival_rate)) // 2) + plan.refine + 1
+        capacity = plan.step * steps + 8 * (2 + plan.refine)
         failover = self.failover.duration + 8 if self.failover.enabled else 0
-        return len(self.configs) * (per_config_overhead + target + capacity + failover)
+        return len(self.configs) * (per_config_overhead + closed + capacity + failover)
 
 
 def load_experiment(path: Path) -> Experiment:

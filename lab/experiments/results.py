@@ -1,6 +1,7 @@
-"""The stored results of an experiment: results.json (everything) and results.csv (a row
-per measured target window), rewritten after each deployment so an interrupted run keeps
-what it measured."""
+"""The stored results of an experiment: results.json (everything the report needs),
+results.csv (a row per measured window) and raw/ (the answers Prometheus gave and the
+host's CPU samples), rewritten after each deployment so an interrupted run keeps what it
+measured."""
 
 from __future__ import annotations
 
@@ -19,25 +20,43 @@ RESULTS_CSV = "results.csv"
 
 @dataclass
 class Step:
-    """One rate of a capacity search."""
+    """One arrival rate of a capacity search, measured in repeated windows."""
 
     rate: float
-    measurement: Measurement
+    windows: list[Measurement]
+    # Decided on the windows' medians (lab/experiments/judge.py).
     passed: bool
     sustained: bool
+    flags: list[Flag] = field(default_factory=list)
     # A bisection run between two steps of the search.
     refined: bool = False
+    # The repeats disagreed and the step was measured once more (its windows added).
+    remeasured: bool = False
 
     @property
     def ok(self) -> bool:
         return self.passed and self.sustained
 
+    @property
+    def trusted(self) -> bool:
+        return not any(flag.invalidates for flag in self.flags)
+
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "measurement": self.measurement.to_dict()}
+        return {
+            **asdict(self),
+            "windows": [m.to_dict() for m in self.windows],
+            "flags": [f.to_dict() for f in self.flags],
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Step:
-        return cls(**{**data, "measurement": Measurement.from_dict(data["measurement"])})
+        return cls(
+            **{
+                **data,
+                "windows": [Measurement.from_dict(m) for m in data["windows"]],
+                "flags": [Flag.from_stored(f) for f in data.get("flags", [])],
+            }
+        )
 
 
 @dataclass
@@ -46,33 +65,35 @@ class ConfigResult:
     replicas: int
     cpus: float | None
     memory: int | None
-    target: list[Measurement] = field(default_factory=list)
-    target_summaries: list[dict[str, Any]] = field(default_factory=list)
-    meets_slo: bool | None = None
-    flags: list[Flag] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
     knee_rps: float | None = None
     # The lowest rate that failed: the knee lies in [knee_rps, knee_upper_rps). None when
     # every rate tried was sustained, and knee_rps is only a lower bound.
     knee_upper_rps: float | None = None
-    capacity_flags: list[Flag] = field(default_factory=list)
+    # The verdict: the step at the target's arrival rate sustained within the SLO.
+    meets_target: bool | None = None
+    # Flags of the deployment as a whole (the host's budget).
+    flags: list[Flag] = field(default_factory=list)
+    # The workshop's closed-model view: shown, never deciding.
+    workshop: list[Measurement] = field(default_factory=list)
+    workshop_flags: list[Flag] = field(default_factory=list)
     failover: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["target"] = [m.to_dict() for m in self.target]
         data["steps"] = [s.to_dict() for s in self.steps]
+        data["workshop"] = [m.to_dict() for m in self.workshop]
         data["flags"] = [f.to_dict() for f in self.flags]
-        data["capacity_flags"] = [f.to_dict() for f in self.capacity_flags]
+        data["workshop_flags"] = [f.to_dict() for f in self.workshop_flags]
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ConfigResult:
         data = dict(data)
-        data["target"] = [Measurement.from_dict(m) for m in data["target"]]
         data["steps"] = [Step.from_dict(s) for s in data["steps"]]
+        data["workshop"] = [Measurement.from_dict(m) for m in data.get("workshop", [])]
         data["flags"] = [Flag.from_stored(f) for f in data.get("flags", [])]
-        data["capacity_flags"] = [Flag.from_stored(f) for f in data.get("capacity_flags", [])]
+        data["workshop_flags"] = [Flag.from_stored(f) for f in data.get("workshop_flags", [])]
         return cls(**data)
 
 
@@ -86,6 +107,9 @@ class ExperimentResults:
     finished: float | None = None
     status: str = "running"
     configs: list[ConfigResult] = field(default_factory=list)
+    # `capacity --target-rps`: the model fitted on earlier knees and its prediction for
+    # the deployment this run measured (lab/experiments/predict.py).
+    prediction: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "configs": [c.to_dict() for c in self.configs]}
@@ -100,7 +124,7 @@ class ExperimentResults:
 def save(results: ExperimentResults, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / f".{RESULTS_JSON}.tmp"
-    tmp.write_text(json.dumps(results.to_dict(), indent=2))
+    tmp.write_text(json.dumps(results.to_dict(), indent=1) + "\n")
     tmp.replace(directory / RESULTS_JSON)
     _write_csv(results, directory / RESULTS_CSV)
 
@@ -110,12 +134,12 @@ def load(directory: Path) -> ExperimentResults:
 
 
 CSV_COLUMNS = [
-    "config", "replicas", "cpus", "memory_bytes", "repeat", "run_id", "window_s",
-    "client_rps", "edge_rps", "server_rps", "client_error_ratio", "server_error_ratio",
-    "errors_app", "errors_proxy", "errors_client",
-    "client_p50_s", "client_p95_s", "client_p99_s", "client_p95_success_s",
-    "server_p95_s", "model_p95_s", "cpu_of_limit_max", "throttled_max", "memory_peak_bytes_max",
-    "generator_cpu_max", "meets_slo", "knee_rps", "flags",
+    "config", "replicas", "cpus", "memory_bytes", "kind", "rate", "window", "run_id",
+    "start", "window_s", "offered_rps", "achieved_rps", "predictions_rps", "edge_rps",
+    "server_rps", "client_error_ratio", "server_error_ratio", "client_p50_s", "client_p95_s",
+    "client_p99_s", "client_p95_success_s", "edge_p95_s", "server_p95_s", "model_p95_s",
+    "cpu_of_limit_max", "throttled_max", "memory_peak_bytes_max", "generator_cpu_max",
+    "host_busy",
 ]  # fmt: skip
 
 
@@ -124,7 +148,13 @@ def _write_csv(results: ExperimentResults, path: Path) -> None:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         for config in results.configs:
-            for repeat, m in enumerate(config.target, start=1):
+            rows: list[tuple[str, float | None, int, Measurement]] = [
+                ("workshop-view", None, n, m) for n, m in enumerate(config.workshop, start=1)
+            ]
+            for step in sorted(config.steps, key=lambda s: s.rate):
+                kind = "bisection" if step.refined else "step"
+                rows += [(kind, step.rate, n, m) for n, m in enumerate(step.windows, start=1)]
+            for kind, rate, number, m in rows:
                 client, server = m.layers["client"], m.layers["server"]
                 writer.writerow(
                     {
@@ -132,30 +162,31 @@ def _write_csv(results: ExperimentResults, path: Path) -> None:
                         "replicas": config.replicas,
                         "cpus": config.cpus,
                         "memory_bytes": config.memory,
-                        "repeat": repeat,
+                        "kind": kind,
+                        "rate": rate,
+                        "window": number,
                         "run_id": m.run_id,
+                        "start": round(m.start, 3),
                         "window_s": round(m.seconds, 1),
-                        "client_rps": client.rps,
+                        "offered_rps": m.offered_rate,
+                        "achieved_rps": m.achieved_rate,
+                        "predictions_rps": client.rps,
                         "edge_rps": m.layers["edge"].rps,
                         "server_rps": server.rps,
                         "client_error_ratio": client.error_ratio,
                         "server_error_ratio": server.error_ratio,
-                        "errors_app": m.errors_by_origin.get("app"),
-                        "errors_proxy": m.errors_by_origin.get("proxy"),
-                        "errors_client": m.errors_by_origin.get("client"),
                         "client_p50_s": client.p50_s,
                         "client_p95_s": client.p95_s,
                         "client_p99_s": client.p99_s,
                         "client_p95_success_s": client.p95_success_s,
+                        "edge_p95_s": m.layers["edge"].p95_s,
                         "server_p95_s": server.p95_s,
                         "model_p95_s": m.layers["model"].p95_s,
                         "cpu_of_limit_max": _max(r.cpu_of_limit for r in m.replicas),
                         "throttled_max": _max(r.throttled_ratio for r in m.replicas),
                         "memory_peak_bytes_max": _max(r.memory_peak_bytes for r in m.replicas),
                         "generator_cpu_max": m.generator_cpu_max,
-                        "meets_slo": config.meets_slo,
-                        "knee_rps": config.knee_rps,
-                        "flags": " | ".join(str(f) for f in config.flags),
+                        "host_busy": m.host_busy,
                     }
                 )
 

@@ -1,11 +1,14 @@
 """`make experiment`: every deployment of the plan, measured and judged, one after another.
 
-For each deployment: scale the running stack (every replica ready and scraped), run the
-target load (warm-up, then the measured window), kill one replica in a short run
-(failover), and search the highest open-model rate that meets the SLO (capacity). The
-results are read back from Prometheus with the recording rules' expressions and written
-after each deployment, with the report, so an interrupted run keeps what it measured.
-Ctrl-C stops the load, never a scaling step half done, and leaves the stack running.
+For each deployment: scale the running stack (every replica ready and scraped), show the
+workshop's closed-model view (users with think time; shown, never deciding), kill one
+replica in a short run (failover), and step an open-model arrival rate up, the target's
+rate among the steps, each step measured in repeated windows after a warm-up (capacity
+and verdict). A step whose repeats disagree is measured once more. The results are read
+back from Prometheus with the recording rules' expressions, every answer kept in raw/,
+and written after each deployment, with the report, so an interrupted run keeps what it
+measured. Ctrl-C stops the load, never a scaling step half done, and leaves the stack
+running.
 """
 
 from __future__ import annotations
@@ -31,16 +34,17 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from lab import trust
 from lab.core import Deployment
 from lab.errors import LabError
 from lab.experiments import judge
 from lab.experiments.loadrun import LocustLauncher, LocustRun
-from lab.experiments.measure import WindowReader
+from lab.experiments.measure import Measurement, WindowReader
 from lab.experiments.plan import Experiment
+from lab.experiments.raw import HostCpu, RecordingPrometheus
 from lab.experiments.report import write_report
 from lab.experiments.results import ConfigResult, ExperimentResults, Step, save
 from lab.runtimes.contract import Runtime, UnsupportedError
-from lab.trust import FlagKind
 from monitoring.prom import Prometheus
 
 
@@ -107,10 +111,15 @@ class ExperimentRunner:
         endpoints = runtime.endpoints()
         self.endpoints = endpoints
         self.prometheus = Prometheus(endpoints.prometheus)
-        self.reader = WindowReader(self.prometheus, endpoints.scrape_interval_seconds)
+        # Every answer the judge reads is kept (raw/), so each number can be rebuilt.
+        self.recorder = RecordingPrometheus(self.prometheus)
+        self.reader = WindowReader(self.recorder, endpoints.scrape_interval_seconds)
+        self.host = HostCpu()
         budget = experiment.load_generator.cpus
         self.placement = None if budget is None else runtime.place_load_generator(budget)
-        self.launcher = LocustLauncher(endpoints, out_dir / "logs", self.placement)
+        self.launcher = LocustLauncher(
+            endpoints, out_dir / "logs", self.placement, experiment.load_generator.workers
+        )
         self.results = ExperimentResults(
             name=experiment.name,
             plan=experiment.model_dump(mode="json"),
@@ -139,6 +148,7 @@ class ExperimentRunner:
         estimate = (
             self.experiment.estimated_seconds() * len(deployments) / len(self.experiment.configs)
         )
+        self.host.start()
         try:
             with Progress(*columns, console=self.console) as progress:
                 task = progress.add_task("preparing", total=estimate)
@@ -159,6 +169,7 @@ class ExperimentRunner:
             )
             raise
         finally:
+            self.host.stop()
             self.results.finished = time.time()
             self._save()
             if self.placement is not None:
@@ -167,6 +178,8 @@ class ExperimentRunner:
 
     def _save(self) -> None:
         save(self.results, self.out_dir)
+        self.recorder.save(self.out_dir)
+        self.host.save(self.out_dir)
         write_report(self.results, self.out_dir)
 
     def _phase(self, text: str) -> None:
@@ -175,11 +188,9 @@ class ExperimentRunner:
 
     def _check_windows(self) -> None:
         scrape = self.endpoints.scrape_interval_seconds
-        windows = {"target.window": self.experiment.target.window}
-        if self.experiment.capacity:
-            windows["capacity step - settle"] = (
-                self.experiment.capacity.step - self.experiment.capacity.settle
-            )
+        windows = {"capacity.window": self.experiment.capacity.window}
+        if self.experiment.workshop_view:
+            windows["workshop_view.window"] = self.experiment.workshop_view.window
         for name, seconds in windows.items():
             if seconds < 4 * scrape:
                 raise LabError(
@@ -218,46 +229,50 @@ class ExperimentRunner:
                 self.runtime.scale(deployment, replace=not self._serving_as_planned())
         self._wait_quiet(prefix)
         if not capacity_only:
-            self._target(deployment, result, prefix)
+            if self.experiment.workshop_view is not None:
+                self._workshop_view(deployment, result, prefix)
             if self.experiment.failover.enabled:
                 self._failover(deployment, result, prefix)
-        if self.experiment.capacity:
-            self._capacity(deployment, result, prefix)
+        self._capacity(deployment, result, prefix)
+        windows = [m for step in result.steps for m in step.windows] + result.workshop
+        limits = None if deployment.cpus is None else deployment.replicas * deployment.cpus
+        host = judge.host_flag(windows, limits, self.host.cores)
+        result.flags = [host] if host else []
         return result
 
-    def _target(self, deployment: Deployment, result: ConfigResult, prefix: str) -> None:
-        target = self.experiment.target
-        for repeat in range(1, target.repeats + 1):
-            run_id = f"{self.experiment.name}-{deployment.label}-target{repeat}-{int(time.time())}"
-            args = ["-u", str(target.users), "-r", str(target.spawn_rate)]
-            if target.model == "open":
-                args += ["--shape", "open", "--arrival-rate", str(target.arrival_rate)]
-            else:
-                args += ["--think-time", str(target.think_time)]
-            self._phase(f"{prefix}: warm-up, target {repeat}/{target.repeats}")
-            before = time.time()
-            run = self._start(run_id, deployment.label, args, target.warmup + target.window)
-            start = run.started + target.warmup
-            end = start + target.window
-            self._sleep_until(start)
-            self._phase(f"{prefix}: measuring, target {repeat}/{target.repeats}")
-            self._sleep_until(end + 1.5 * self.endpoints.scrape_interval_seconds)
-            self._phase(f"{prefix}: reading results")
-            measurement = self.reader.measure(deployment.label, run_id, start, end)
-            self.launcher.finish(run, timeout=60)
-            self.current = None
-            self._wait_quiet(prefix)
-            measurement.client_successes, measurement.server_successes = self.reader.count_run(
-                deployment.label, run_id, before, time.time()
-            )
-            summary = run.summary()
-            result.target.append(measurement)
-            result.target_summaries.append(summary)
-            result.flags += judge.flags(
-                measurement, deployment.replicas, summary, target.model == "closed"
-            )
-        result.flags = sorted(set(result.flags))
-        result.meets_slo = all(judge.meets_slo(m, self.experiment.slo) for m in result.target)
+    def _measure(
+        self, deployment: Deployment, run_id: str, start: float, end: float
+    ) -> Measurement:
+        measurement = self.reader.measure(deployment.label, run_id, start, end)
+        measurement.host_busy = self.host.busy_share(start, end)
+        return measurement
+
+    def _workshop_view(self, deployment: Deployment, result: ConfigResult, prefix: str) -> None:
+        """The workshop's closed model: users with think time, one window after a warm-up."""
+        view = self.experiment.workshop_view
+        assert view is not None
+        run_id = f"{self.experiment.name}-{deployment.label}-closed-{int(time.time())}"
+        args = ["-u", str(view.users), "-r", str(view.spawn_rate)]
+        args += ["--think-time", str(view.think_time)]
+        self._phase(f"{prefix}: workshop view (closed model), warm-up")
+        before = time.time()
+        run = self._start(run_id, deployment.label, args, view.warmup + view.window)
+        start = run.started + view.warmup
+        end = start + view.window
+        self._sleep_until(start)
+        self._phase(f"{prefix}: workshop view (closed model), measuring")
+        self._sleep_until(end + 1.5 * self.endpoints.scrape_interval_seconds)
+        measurement = self._measure(deployment, run_id, start, end)
+        self.launcher.finish(run, timeout=90)
+        self.current = None
+        self._wait_quiet(prefix)
+        measurement.client_successes, measurement.server_successes = self.reader.count_run(
+            deployment.label, run_id, before, time.time()
+        )
+        result.workshop.append(measurement)
+        result.workshop_flags = judge.closed_view_flags(
+            measurement, view.users, view.think_time, deployment.replicas, self.host.cores
+        )
 
     def _failover(self, deployment: Deployment, result: ConfigResult, prefix: str) -> None:
         plan = self.experiment.failover
@@ -300,92 +315,104 @@ class ExperimentRunner:
         self._wait_quiet(prefix)
 
     def _capacity(self, deployment: Deployment, result: ConfigResult, prefix: str) -> None:
-        """Step the open-model rate up in one run until a step misses the SLO or is not
-        sustained, then bisect between the last good rate and the first bad one."""
+        """Step the open-model rate up in one run (the target's rate among the steps)
+        until a step fails, measure once more each step whose repeats disagreed, then
+        bisect between the last sustained rate and the first failing one."""
         plan = self.experiment.capacity
-        assert plan is not None
+        rates = plan.with_target(self.experiment.target.arrival_rate)
         run_id = f"{self.experiment.name}-{deployment.label}-capacity-{int(time.time())}"
-        users = plan.users()
+        users = plan.users(max(rates))
         args = [
             "-u", str(users), "-r", str(users), "--shape", "open",
-            "--arrival-rates", ",".join(f"{rate:g}" for rate in plan.rates),
+            "--arrival-rates", ",".join(f"{rate:g}" for rate in rates),
             "--step-seconds", str(plan.step),
         ]  # fmt: skip
         self._phase(f"{prefix}: capacity search, starting")
-        run = self._start(run_id, deployment.label, args, plan.step * len(plan.rates))
-        for index, rate in enumerate(plan.rates):
-            self._phase(f"{prefix}: capacity step {index + 1}/{len(plan.rates)}, {rate:g}/s")
+        run = self._start(run_id, deployment.label, args, plan.step * len(rates))
+        for index, rate in enumerate(rates):
+            label = f"{prefix}: step {index + 1}/{len(rates)}, {rate:g}/s"
             start = run.started + index * plan.step
-            step = self._judge_step(deployment, result, run_id, rate, start)
+            windows = self._windows(deployment, run_id, start, label)
+            step = self._step(deployment, rate, windows)
+            result.steps.append(step)
             if plan.stop_after_breach and not step.ok:
                 break
         self.launcher.stop(run)
         self.current = None
         self._wait_quiet(prefix)
-        good = [s.rate for s in result.steps if s.ok]
-        bad = [s.rate for s in result.steps if not s.ok]
-        low, high = (max(good) if good else 0.0), (min(bad) if bad else None)
+        for step in list(result.steps):
+            self._remeasure_if_unsure(deployment, step, prefix)
+        low, high = judge.knee(result.steps)
         for number in range(1, plan.refine + 1 if high is not None else 1):
             assert high is not None
-            rate = round((low + high) / 2, 1)
+            rate = round(((low or 0.0) + high) / 2, 1)
             self._phase(f"{prefix}: refining the knee {number}/{plan.refine}, {rate:g}/s")
-            step = self._refine_step(deployment, result, rate)
-            low, high = (rate, high) if step.ok else (low, rate)
-        result.knee_rps = low or None
-        result.knee_upper_rps = high
+            step = self._separate_run(deployment, rate, prefix, refined=True)
+            result.steps.append(step)
+            self._remeasure_if_unsure(deployment, step, prefix)
+            low, high = judge.knee(result.steps)
+        result.knee_rps, result.knee_upper_rps = judge.knee(result.steps)
+        result.meets_target = judge.meets_target(result.steps, self.experiment.target.arrival_rate)
 
-    def _judge_step(
-        self,
-        deployment: Deployment,
-        result: ConfigResult,
-        run_id: str,
-        rate: float,
-        start: float,
-        refined: bool = False,
-    ) -> Step:
-        """Measure one step of an open-model run that began its step at `start`."""
+    def _windows(
+        self, deployment: Deployment, run_id: str, start: float, label: str
+    ) -> list[Measurement]:
+        """The repeated windows of a step that began at `start`, after its warm-up."""
         plan = self.experiment.capacity
-        assert plan is not None
-        end = start + plan.step
-        self._sleep_until(end + 1.5 * self.endpoints.scrape_interval_seconds)
-        measurement = self.reader.measure(deployment.label, run_id, start + plan.settle, end)
-        step = Step(
+        windows = []
+        for repeat in range(plan.repeats):
+            begin = start + plan.settle + repeat * plan.window
+            end = begin + plan.window
+            self._phase(f"{label}, window {repeat + 1}/{plan.repeats}")
+            self._sleep_until(end + 1.5 * self.endpoints.scrape_interval_seconds)
+            windows.append(self._measure(deployment, run_id, begin, end))
+        return windows
+
+    def _step(
+        self, deployment: Deployment, rate: float, windows: list[Measurement], refined: bool = False
+    ) -> Step:
+        return Step(
             rate=rate,
-            measurement=measurement,
-            passed=judge.meets_slo(measurement, self.experiment.slo),
-            sustained=judge.sustained(measurement, rate),
+            windows=windows,
+            passed=judge.step_within_slo(windows),
+            sustained=judge.step_sustained(windows),
+            flags=judge.step_flags(windows, deployment.replicas, self.host.cores),
             refined=refined,
         )
-        result.steps.append(step)
-        # A step that is not sustained is already a failed step in the table.
-        result.capacity_flags += [
-            flag.at_rate(rate)
-            for flag in judge.flags(measurement, deployment.replicas, closed_model=False)
-            if flag.kind is not FlagKind.NOT_SUSTAINED
-        ]
-        return step
 
-    def _refine_step(self, deployment: Deployment, result: ConfigResult, rate: float) -> Step:
+    def _remeasure_if_unsure(self, deployment: Deployment, step: Step, prefix: str) -> None:
+        """Repeats that disagree: the step once more in its own run; every window then
+        decides, and a second disagreement is flagged."""
         plan = self.experiment.capacity
-        assert plan is not None
-        run_id = f"{self.experiment.name}-{deployment.label}-{int(time.time())}-refine"
-        users = max(20, round(rate * plan.latency_budget))
-        args = [
-            "-u",
-            str(users),
-            "-r",
-            str(users),
-            "--shape",
-            "open",
-            "--arrival-rate",
-            f"{rate:g}",
-        ]
+        if judge.disagreement(step.windows, plan.tolerance) is None:
+            return
+        self._phase(f"{prefix}: {step.rate:g}/s again, its repeats disagreed")
+        again = self._separate_run(deployment, step.rate, prefix, refined=step.refined)
+        windows = step.windows + again.windows
+        still = judge.disagreement(again.windows, plan.tolerance)
+        step.windows = windows
+        step.passed = judge.step_within_slo(windows)
+        step.sustained = judge.step_sustained(windows)
+        step.flags = judge.step_flags(windows, deployment.replicas, self.host.cores)
+        if still is not None:
+            step.flags = judge.unique([*step.flags, trust.repeats_disagree(still)])
+        step.remeasured = True
+
+    def _separate_run(
+        self, deployment: Deployment, rate: float, prefix: str, refined: bool
+    ) -> Step:
+        """One rate in its own open-model run: warm-up and repeated windows."""
+        plan = self.experiment.capacity
+        run_id = f"{self.experiment.name}-{deployment.label}-{int(time.time())}-at-{rate:g}"
+        users = plan.users(rate)
+        args = ["-u", str(users), "-r", str(users), "--shape", "open"]
+        args += ["--arrival-rate", f"{rate:g}"]
         run = self._start(run_id, deployment.label, args, plan.step)
-        step = self._judge_step(deployment, result, run_id, rate, run.started, refined=True)
+        windows = self._windows(deployment, run_id, run.started, f"{prefix}: {rate:g}/s")
         self.launcher.finish(run, timeout=90)
         self.current = None
-        self._wait_quiet(result.label)
-        return step
+        self._wait_quiet(prefix)
+        return self._step(deployment, rate, windows, refined=refined)
 
     # ----------------------------------------------------------------- helpers
 

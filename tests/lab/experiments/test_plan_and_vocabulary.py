@@ -11,7 +11,7 @@ from lab.experiments.vocabulary import expression, range_of, windowed
 from tests.support import REPO
 
 
-@pytest.mark.parametrize("name", ["default", "onnx", "quick"])
+@pytest.mark.parametrize("name", ["default", "onnx", "quick", "workshop3", "workshop-10k"])
 def test_shipped_experiment_files_load(name: str) -> None:
     experiment = load_experiment(REPO / "experiments" / f"{name}.yml")
 
@@ -27,17 +27,35 @@ def test_default_experiment_is_the_workshop_matrix_plus_two_half_cpus() -> None:
 
 def test_plan_errors_name_the_file_and_the_field(tmp_path: Path) -> None:
     path = tmp_path / "bad.yml"
-    path.write_text("name: x\nconfigs:\n  - {replicas: 1, cpus: lots}\n")
+    good = "name: x\ntarget: {arrival_rate: 10}\ncapacity: {rates: [10, 50]}\n"
+    path.write_text(good + "configs:\n  - {replicas: 1, cpus: lots}\n")
     with pytest.raises(LabError, match=r"bad\.yml.*CPUS='lots'"):
         load_experiment(path)
-    path.write_text("name: x\ncapacity: {rates: [50, 10]}\nconfigs: [{replicas: 1}]\n")
+    path.write_text(good.replace("[10, 50]", "[50, 10]") + "configs: [{replicas: 1}]\n")
     with pytest.raises(LabError, match="increasing"):
         load_experiment(path)
-    path.write_text("name: x\ntarget: {window: soon}\nconfigs: [{replicas: 1}]\n")
+    path.write_text(good.replace("]}", "], window: soon}") + "configs: [{replicas: 1}]\n")
     with pytest.raises(LabError, match="not a duration"):
+        load_experiment(path)
+    path.write_text(good.replace("]}", "], window: 8s}") + "configs: [{replicas: 1}]\n")
+    with pytest.raises(LabError, match="at least 20 pushes"):
+        load_experiment(path)
+    path.write_text(good.replace("arrival_rate: 10", "users: 10") + "configs: [{replicas: 1}]\n")
+    with pytest.raises(LabError, match="arrival_rate"):
         load_experiment(path)
     with pytest.raises(LabError, match="cannot read"):
         load_experiment(tmp_path / "missing.yml")
+
+
+def test_the_target_rate_is_always_a_step() -> None:
+    experiment = load_experiment(REPO / "experiments" / "default.yml")
+
+    rates = experiment.capacity.with_target(experiment.target.arrival_rate)
+
+    assert experiment.target.arrival_rate in rates
+    assert rates == sorted(rates)
+    assert experiment.capacity.repeats >= 3
+    assert experiment.capacity.window >= 20
 
 
 def test_config_labels_round_trip() -> None:

@@ -1,218 +1,159 @@
-"""The report's answers, from synthetic results (no processes)."""
+"""The report's answers and its self-check, from synthetic results (no processes)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from lab.experiments import judge
-from lab.experiments.measure import LayerStats, Measurement, ReplicaStats
-from lab.experiments.plan import Slo
-from lab.experiments.report import trusted, write_report
-from lab.experiments.results import ConfigResult, ExperimentResults, Step, load, save
+from lab.experiments import consistency, judge
+from lab.experiments.report import render, write_report
+from lab.experiments.results import load, save
 from lab.trust import Flag, FlagKind
-
-PLAN = {
-    "name": "t",
-    "description": "synthetic",
-    "service": {"engine": "sklearn", "batching": "off"},
-    "slo": {"error_ratio": 0.01, "p95_seconds": 1.0},
-    "target": {"model": "closed", "users": 90, "think_time": 1.0, "arrival_rate": 0},
-}
+from tests.lab.experiments.synthetic import TARGET, config, results, step, window
 
 
-def window(
-    config: str, rps: float, errors: float, p95: float, replicas: int, cpu: float = 0.5
-) -> Measurement:
-    layers = {
-        "client": LayerStats(
-            rps=rps, error_ratio=errors, p50_s=p95 / 3, p95_s=p95, p99_s=p95 * 2, p95_success_s=p95
-        ),
-        "edge": LayerStats(rps=rps),
-        "server": LayerStats(rps=rps, error_ratio=0.0, p95_s=p95 / 2),
-        "model": LayerStats(rps=rps, p95_s=0.008),
-    }
-    return Measurement(
-        config=config,
-        run_id=f"{config}-run",
-        start=0.0,
-        end=30.0,
-        layers=layers,
-        errors_by_origin={"app": 0.0, "proxy": 0.0, "client": errors},
-        replicas=[
-            ReplicaStats(
-                f"replica-{i}", rps / replicas, p95, cpu * 0.9, cpu, 0.9, 0.2, 1e8, 5e8, 1.0
-            )
-            for i in range(1, replicas + 1)
-        ],
-        client_successes=rps * 30,
-        server_successes=rps * 30,
-        generator_cpu_max=40.0,
-    )
-
-
-def config(
-    label: str,
-    replicas: int,
-    cpus: float,
-    rps: float,
-    errors: float,
-    p95: float,
-    knee: float | None,
-) -> ConfigResult:
-    result = ConfigResult(label, replicas, cpus, int(cpus * 2 * 2**30))
-    result.target = [window(label, rps, errors, p95, replicas, cpus)]
-    result.meets_slo = judge.meets_slo(result.target[0], Slo())
-    rates = [20, 40, 60, 80, 100, 120]
-    for rate in rates:
-        ok = knee is not None and rate <= knee
-        result.steps.append(
-            Step(
-                rate,
-                window(label, rate if ok else rate * 0.8, 0.0, 0.2 if ok else 3.0, replicas),
-                ok,
-                ok,
-            )
-        )
-        if not ok:
-            break
-    result.knee_rps = knee
-    result.knee_upper_rps = next((s.rate for s in result.steps if not s.ok), None)
-    result.failover = {
-        "killed": "replica-1",
-        "failures": 40 if replicas == 1 else 2,
-        "error_ratio": 0.12 if replicas == 1 else 0.004,
-        "recovered_after_s": 2.1,
-    }
-    return result
-
-
-def results() -> ExperimentResults:
-    return ExperimentResults(
-        name="t",
-        plan=PLAN,
-        runtime="native",
-        machine={
-            "cpu_model": "test cpu",
-            "cpus": 2,
-            "memory_gb": 24,
-            "kernel": "k",
-            "limits": "v1 cgroups",
-        },
-        started=0.0,
-        status="complete",
-        configs=[
-            config("r1-c0.5-m512m", 1, 0.5, 33, 0.0, 2.5, 30),
-            config("r1-c1.0-m1g", 1, 1.0, 66, 0.0, 1.4, 60),
-            config("r2-c1.0-m1g", 2, 1.0, 88, 0.0, 0.3, 100),
-            config("r2-c0.5-m512m", 2, 0.5, 64, 0.0, 1.6, 60),
-        ],
-    )
-
-
-def test_report_answers_from_the_data(tmp_path: Path) -> None:
+def test_report_answers_from_the_open_model_with_its_margin(tmp_path: Path) -> None:
     save(results(), tmp_path)
 
-    path = write_report(load(tmp_path), tmp_path)
-    text = path.read_text()
+    text = write_report(load(tmp_path), tmp_path).read_text()
 
-    assert "**Answer: r2-c1.0-m1g**" in text
-    assert "r2-c1.0-m1g sustains 100 RPS against 2 x 60" in text
-    assert (
-        "Same 1 CPU in all: r2-c0.5-m512m serves 60.0 RPS per core, r1-c1.0-m1g 60.0 (100%)" in text
-    )
-    assert "**Answer:** no. Measured CPU per request is the same within 10 %" in text
-    assert "| r1-c0.5-m512m | 30 |" in text
-    assert "single point of failure" in text
-    assert "12.00%" in text
+    assert "**Answer: r1-c1.0-m1g**" in text
+    assert "margin 1.50 (knee 75 requests/s)" in text
+    assert "| r1-c0.5-m512m | 25 | 0.50 | 37.5/s |" in text
+    assert "| 50 (target) | 50.0 | 40.0 | 80% |" in text
+    assert "All " in text and "checks hold" in text
     for image in ("slo.png", "cpu.png", "knee.png"):
         assert (tmp_path / image).stat().st_size > 10_000
-    assert (tmp_path / "results.csv").read_text().count("\n") == 5
+    # A row per measured window: 3 per step, one workshop view per deployment.
+    windows = sum(len(s.windows) for c in results().configs for s in c.steps) + 4
+    assert (tmp_path / "results.csv").read_text().count("\n") == windows + 1
 
 
-def test_no_deployment_meeting_the_slo_is_said_plainly(tmp_path: Path) -> None:
+def test_a_closed_model_pass_with_a_knee_below_the_target_does_not_meet() -> None:
     data = results()
-    for c in data.configs:
-        c.meets_slo = False
+    small = data.configs[0]
+    # The workshop's view met the SLO (its users throttled themselves) ...
+    small.workshop = [window(small.label, 55, 55, p95=0.3)]
+    assert judge.within_slo(small.workshop[0])
+    # ... but the open model failed at the target's rate: no verdict from the closed run.
+    assert small.knee_rps is not None and small.knee_rps < TARGET
+    assert judge.meets_target(small.steps, TARGET) is False
 
-    text = write_report(data, tmp_path).read_text()
+    text = render(data)
 
-    assert "none of the measured deployments meets the SLO" in text
+    assert "| r1-c0.5-m512m | 1 x 0.5 CPU x 512m | 50.0 | 40.0 |" in text
+    assert "| 25 | 0.50 | misses |" in text
 
 
-def test_untrusted_results_are_flagged_and_not_chosen(tmp_path: Path) -> None:
+def test_the_self_check_catches_a_verdict_its_steps_contradict() -> None:
     data = results()
-    saturated = data.configs[2]
-    saturated.target[0].generator_cpu_max = 99.0
-    saturated.flags = judge.flags(saturated.target[0], expected_replicas=2)
+    assert all(check.holds for check in consistency.checks(data))
+    data.configs[0].meets_target = True  # as the old report said: "meets" at 64 RPS
 
-    text = write_report(data, tmp_path).read_text()
+    failed = [c.what for c in consistency.checks(data) if not c.holds]
 
-    assert "load generator saturated (99% CPU)" in text
-    assert "**Answer: r2-c1.0-m1g**" not in text
+    assert any("r1-c0.5-m512m: the verdict of question 1" in what for what in failed)
+    assert any("meets, so its knee is at or above the target" in what for what in failed)
+    assert "this report contradicts itself" in render(data)
 
 
-def test_flags_for_each_untrustworthy_condition() -> None:
-    m = window("r1-c1.0-m1g", 60, 0.0, 0.2, 1)
-    m.generator_cpu_max = 95
-    m.layers["server"].overflow_rps = 0.5
-    m.server_successes = 1000
-    m.client_successes = 900
-    m.replicas[0].up_min = 0.0
+def test_a_sustained_label_must_follow_from_the_measured_arrivals() -> None:
+    data = results()
+    bad = data.configs[1].steps[0]
+    # 89 % of the measured arrivals completed: the old report called such a step sustained.
+    for m in bad.windows:
+        m.client_all_rps = 0.89 * (m.offered_rate or 0)
+    bad.sustained = True
 
-    found = judge.flags(m, expected_replicas=1, summary={"closed_model_ceiling_rps": 61})
+    failed = [c.what for c in consistency.checks(data) if not c.holds]
 
-    assert [flag.kind for flag in found] == [
-        FlagKind.GENERATOR_SATURATED,
-        FlagKind.CLOSED_MODEL_CEILING,
-        FlagKind.OVER_TOP_BUCKET,
-        FlagKind.COUNTS_DIFFER,
-        FlagKind.REPLICA_DOWN,
+    assert failed == [
+        "r1-c1.0-m1g @ 25/s: 'sustained' is the median of achieved / measured arrivals >= 95 %"
     ]
-    assert "latency in the top bucket (> 60 s) at the server layer" in str(found[2])
-    assert judge.flags(window("r1", 60, 0.0, 0.2, 1), expected_replicas=1) == []
 
 
-def test_trust_follows_the_flag_kind_not_its_wording(tmp_path: Path) -> None:
+def test_no_deployment_meeting_the_target_is_said_plainly() -> None:
     data = results()
-    best = data.configs[2]
-    # A closed-model ceiling limits what a target run says; it does not make it wrong.
-    best.flags = [Flag(FlagKind.CLOSED_MODEL_CEILING, "load generator saturated, in words")]
-    assert trusted(best)
-    best.flags = [Flag(FlagKind.GENERATOR_SATURATED, "any wording at all")]
-    assert not trusted(best)
-    assert "**Answer: r2-c1.0-m1g**" not in write_report(data, tmp_path).read_text()
+    data.configs = [config("r1-c0.5-m512m", 1, 0.5, 25), config("r1-c1.0-m1g", 1, 1.0, 25)]
+
+    assert "none of the measured deployments sustains 50 requests/s" in render(data)
+
+
+def test_an_untrusted_target_step_is_not_the_answer_and_says_why() -> None:
+    data = results()
+    best = data.configs[1]
+    target = next(s for s in best.steps if s.rate == TARGET)
+    for m in target.windows:
+        m.generator_cpu_max = 99.0
+    target.flags = judge.step_flags(target.windows, 1, 2)
+
+    text = render(data)
+
+    assert "**Answer: r2-c0.5-m512m**" in text
+    assert "load generator saturated (99% CPU)" in text
+    assert "(in 3 of 3 windows)" in text
+    assert "| r1-c1.0-m1g | 50/s | generator-saturated | yes |" in text
+
+
+def test_a_knee_no_rate_failed_is_a_lower_bound_kept_out_of_comparisons() -> None:
+    text = render(results())
+
+    assert "| r2-c1.0-m1g | >= 100 | >= 2.00 | none: add higher rates |" in text
+    assert "r2-c1.0-m1g sustains" not in text
+    assert "r2-c1.0-m1g: knee >= 100 is only a lower bound" in text
+
+
+def test_superlinear_scaling_is_printed_with_its_caveat() -> None:
+    text = render(results())
+
+    assert "scaling efficiency 150% (knees known within 50%)" in text
+    assert "Ratios above 100 % (150%) are not a free lunch" in text
+
+
+def test_the_workshop_table_stands_beside_ours() -> None:
+    text = render(results())
+
+    assert "| r1-c0.5-m512m | 288 | 14.9% | 30,000 ms | 55.0 | 0.0% | 400 ms | 25 |" in text
+    assert "r1-c1.0-m1g / r1-c0.5-m512m: workshop 1.99x, our knees 3.00x" in text
 
 
 def test_flags_survive_a_round_trip_and_old_string_flags_count_against_trust(
     tmp_path: Path,
 ) -> None:
     data = results()
-    data.configs[0].flags = [Flag(FlagKind.CLOSED_MODEL_CEILING, "ceiling")]
-    data.configs[0].capacity_flags = [Flag(FlagKind.REPLICA_DOWN, "down").at_rate(40)]
+    data.configs[0].steps[0].flags = [Flag(FlagKind.REPLICA_DOWN, "down").at_rate(25)]
+    data.configs[0].workshop_flags = [Flag(FlagKind.CLOSED_MODEL_BOUND, "bound")]
     save(data, tmp_path)
 
     loaded = load(tmp_path).configs[0]
-    assert loaded.flags == [Flag(FlagKind.CLOSED_MODEL_CEILING, "ceiling")]
-    assert loaded.capacity_flags == [Flag(FlagKind.REPLICA_DOWN, "40/s: down")]
+    assert loaded.steps[0].flags == [Flag(FlagKind.REPLICA_DOWN, "25/s: down")]
+    assert loaded.workshop_flags == [Flag(FlagKind.CLOSED_MODEL_BOUND, "bound")]
+    assert not loaded.steps[0].trusted
 
     # results.json written before flags had kinds held their wording only.
     stored = json.loads((tmp_path / "results.json").read_text())
-    stored["configs"][0]["flags"] = ["closed-model ceiling reached (..)"]
+    stored["configs"][1]["steps"][0]["flags"] = ["generator saturated (..)"]
     (tmp_path / "results.json").write_text(json.dumps(stored))
-    old = load(tmp_path).configs[0]
+    old = load(tmp_path).configs[1].steps[0]
     assert old.flags[0].kind is FlagKind.UNCLASSIFIED
-    assert not trusted(old)
+    assert not old.trusted
 
 
-def test_a_knee_no_rate_failed_is_a_lower_bound_kept_out_of_comparisons(tmp_path: Path) -> None:
+def test_the_same_results_give_the_same_bytes(tmp_path: Path) -> None:
+    save(results(), tmp_path)
+    first = write_report(load(tmp_path), tmp_path).read_bytes()
+    images = {name: (tmp_path / name).read_bytes() for name in ("slo.png", "knee.png")}
+
+    again = write_report(load(tmp_path), tmp_path).read_bytes()
+
+    assert again == first
+    assert {name: (tmp_path / name).read_bytes() for name in images} == images
+
+
+def test_a_step_measured_once_more_is_marked() -> None:
     data = results()
-    top = data.configs[2]
-    top.steps = [s for s in top.steps if s.ok]
-    top.knee_upper_rps = None
+    remeasured = step("r1-c1.0-m1g", 25, ok=True)
+    remeasured.remeasured = True
+    data.configs[1].steps[0] = remeasured
 
-    text = write_report(data, tmp_path).read_text()
-
-    assert "| r2-c1.0-m1g | >= 100 | none: add higher rates |" in text
-    assert "r2-c1.0-m1g sustains" not in text
-    assert "a lower bound (no rate tried failed)" in text
+    assert "sustained, within SLO (re-measured)" in render(data)
