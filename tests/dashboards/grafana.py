@@ -1,24 +1,44 @@
-"""The provisioned Grafana files as data: dashboards, their queries, and Grafana's interpolation.
+"""The provisioned Grafana files as data, for the tests: dashboards, their queries, and
+Grafana's interpolation.
 
 Grafana cannot run here, so the tests do what it would do with a query: substitute the
-dashboard variables and the built-in intervals, then send the PromQL to Prometheus.
+dashboard variables and the built-in intervals, then send the PromQL to Prometheus. The
+file reading and the interpolation are the native dashboard server's own
+(lab/dashboards/grafana.py), so the tests check exactly what the native page sends.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tests.support import REPO
+from lab.dashboards.grafana import (
+    DASHBOARD_DIR,
+    interpolate,
+    load_dashboard,
+    panels,
+    parse_label_values,
+    regex_escape,
+    variable_query,
+    variable_text,
+)
 
-GRAFANA = REPO / "grafana"
-DASHBOARD_DIR = GRAFANA / "dashboards"
+__all__ = [
+    "DASHBOARD_DIR",
+    "interpolate",
+    "load_dashboard",
+    "panels",
+    "parse_label_values",
+    "regex_escape",
+    "variable_query",
+    "variable_text",
+]
+
+GRAFANA = DASHBOARD_DIR.parent
 DATASOURCES_FILE = GRAFANA / "provisioning" / "datasources" / "datasources.yml"
 PROVIDERS_FILE = GRAFANA / "provisioning" / "dashboards" / "dashboards.yml"
 DASHBOARD_FILES = sorted(DASHBOARD_DIR.glob("*.json"))
@@ -33,11 +53,6 @@ DOCKER_ONLY: dict[tuple[str, str, str], str] = {
 DOCKER_ONLY_SERIES = re.compile(r'\bcontainer_[a-z_]+|job="cadvisor"')
 # Series a replica exports only when a cgroup enforces its limits (root on Linux).
 CGROUP_ONLY_SERIES = re.compile(r"replica_cpu_cfs_|replica_oom_kills|replica:cpu_throttled")
-
-_LABEL_VALUES = re.compile(r"^\s*label_values\((?P<selector>.+),\s*(?P<label>\w+)\s*\)\s*$")
-# Grafana escapes these in the values of multi-value and All variables
-# (prometheusSpecialRegexEscape in its Prometheus datasource).
-_REGEX_SPECIAL = re.compile(r"[$^*{}\[\]'+?.()|]")
 
 
 @dataclass(frozen=True)
@@ -61,22 +76,8 @@ class Query:
         return f"{self.dashboard}/{self.kind}/{self.title}/{self.ref_id}"
 
 
-def load_dashboard(path: Path) -> dict[str, Any]:
-    def refuse(constant: str) -> None:
-        raise ValueError(f"{path.name}: {constant} is not valid JSON")
-
-    return json.loads(path.read_text(), parse_constant=refuse)
-
-
 def dashboards() -> list[dict[str, Any]]:
     return [load_dashboard(path) for path in DASHBOARD_FILES]
-
-
-def panels(dashboard: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every panel, rows and the panels nested in collapsed rows included."""
-    for panel in dashboard.get("panels", []):
-        yield panel
-        yield from panel.get("panels", [])
 
 
 def panel_queries(dashboard: Mapping[str, Any]) -> list[Query]:
@@ -94,11 +95,6 @@ def panel_queries(dashboard: Mapping[str, Any]) -> list[Query]:
         for panel in panels(dashboard)
         for target in panel.get("targets", [])
     ]
-
-
-def variable_query(variable: Mapping[str, Any]) -> str:
-    query = variable["query"]
-    return query["query"] if isinstance(query, Mapping) else query
 
 
 def variable_queries(dashboard: Mapping[str, Any]) -> list[Query]:
@@ -144,32 +140,3 @@ def provisioned_datasources() -> dict[str, str]:
     """UID -> type of every provisioned datasource."""
     config = yaml.safe_load(DATASOURCES_FILE.read_text())
     return {source["uid"]: source["type"] for source in config["datasources"]}
-
-
-def parse_label_values(query: str) -> tuple[str, str]:
-    """`label_values(selector, label)` -> (selector, label)."""
-    match = _LABEL_VALUES.match(query)
-    if not match:
-        raise ValueError(f"not a label_values(selector, label) query: {query}")
-    return match["selector"].strip(), match["label"]
-
-
-def regex_escape(value: str) -> str:
-    """A value as Grafana writes it into a PromQL regex matcher (a double-quoted string)."""
-    return _REGEX_SPECIAL.sub(lambda m: "\\\\" + m[0], value.replace("\\", "\\\\\\\\"))
-
-
-def variable_text(values: Sequence[str]) -> str:
-    """What Grafana substitutes for a multi-value variable: one value, or `(a|b|...)`."""
-    escaped = [regex_escape(value) for value in values]
-    return escaped[0] if len(escaped) == 1 else "(" + "|".join(escaped) + ")"
-
-
-def interpolate(expr: str, values: Mapping[str, Sequence[str]], builtins: Mapping[str, str]) -> str:
-    """Substitute `$name` and `${name}` as Grafana does before it sends a query."""
-    replacements = {f"__{name}": text for name, text in builtins.items()}
-    replacements.update({name: variable_text(chosen) for name, chosen in values.items()})
-    for name in replacements:
-        expr = expr.replace("${" + name + "}", replacements[name])
-        expr = re.sub(rf"\${re.escape(name)}\b", lambda _, n=name: replacements[n], expr)
-    return expr
