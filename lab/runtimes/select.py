@@ -1,4 +1,4 @@
-"""Which runtime runs the stack: RUNTIME=auto|docker|native, decided once per command."""
+"""Which runtime runs the stack: RUNTIME=auto|docker|native|k8s, decided once per command."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import subprocess
 from lab.errors import LabError
 from lab.runtimes.contract import Runtime
 
-CHOICES = ("auto", "docker", "native")
+# k8s is never chosen by auto: it drives whatever cluster kubectl points at.
+CHOICES = ("auto", "docker", "native", "k8s")
 
 
 def docker_available() -> bool:
@@ -35,6 +36,10 @@ def select_runtime(wanted: str, quiet: bool = False) -> Runtime:
     no Docker, the Docker one no Prometheus binaries. `quiet` keeps the native stack's
     spinners off the terminal while an experiment's progress bar owns it."""
     chosen = resolve(wanted)
+    if chosen == "k8s":
+        from lab.runtimes.k8s.runtime import K8sRuntime
+
+        return K8sRuntime()
     if chosen == "docker":
         from lab.runtimes.docker.runtime import DockerRuntime
 
