@@ -1,4 +1,4 @@
-"""`python -m lab up|scale|status|logs|down|demo|load|experiment|capacity|report|label|trace`.
+"""`python -m lab up|scale|status|logs|down|demo|load|experiment|capacity|report|label|trace|watch`.
 
 The lab's one command line: the Makefile's targets call it once each. The runtime is
 chosen once per command from RUNTIME=auto|docker|native (auto: docker when `docker info`
@@ -81,6 +81,11 @@ def parser() -> Parser:
     )
     report = sub.add_parser("report", help="rebuild report.md and plots from stored results")
     report.add_argument("--run", type=Path, required=True, help="a results/<...> folder")
+    watch = sub.add_parser("watch", help="live terminal table of the SLO numbers (Ctrl-C ends)")
+    watch.add_argument("--once", action="store_true", help="print one frame and exit")
+    watch.add_argument(
+        "--interval", type=float, help="seconds between frames (default: the scrape interval)"
+    )
     trace = sub.add_parser("trace", help="print a stored trace's span tree (native runtime)")
     trace.add_argument("trace_id", help="32 hex digits, e.g. an exemplar's trace_id")
     trace.add_argument("--dir", type=Path, help="span files (default <LAB_RUN_DIR>/traces)")
@@ -162,6 +167,18 @@ def _capacity(runtime: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
+def _watch(runtime: Runtime, args: argparse.Namespace) -> int:
+    from lab.watch import watch
+    from monitoring.prom import Prometheus
+
+    endpoints = runtime.endpoints()
+    interval = endpoints.scrape_interval_seconds if args.interval is None else args.interval
+    if interval <= 0:
+        raise LabError(f"--interval must be a positive number of seconds, not {interval:g}")
+    watch(Prometheus(endpoints.prometheus), interval, once=args.once)
+    return 0
+
+
 VERBS: dict[str, Callable[[Runtime, argparse.Namespace], int]] = {
     "up": _up,
     "scale": _scale,
@@ -173,6 +190,7 @@ VERBS: dict[str, Callable[[Runtime, argparse.Namespace], int]] = {
     "load": _load,
     "experiment": _experiment,
     "capacity": _capacity,
+    "watch": _watch,
 }
 
 

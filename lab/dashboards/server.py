@@ -31,6 +31,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from lab.dashboards import grafana, spec
+from lab.errors import LabError
+from lab.traces import load_trace, render_tree
 
 STATIC = Path(__file__).parent / "static"
 # Only what the page reads is forwarded: never the admin API (series deletion, snapshots).
@@ -74,9 +76,12 @@ def nav(dashboards: list[dict[str, Any]], current: str | None = None) -> str:
 
 
 class DashboardServer:
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(
+        self, config: ServerConfig, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
         self.config = config
-        self.http = httpx.AsyncClient(timeout=30)
+        # `transport` lets tests stand in for Prometheus.
+        self.http = httpx.AsyncClient(timeout=30, transport=transport)
 
     # ----------------------------------------------------------------- helpers
 
@@ -235,22 +240,13 @@ sampled request's span tree.</p>
 def trace_text(trace_dir: Path, trace_id: str) -> tuple[int, str]:
     """(HTTP status, text): the span tree, or why there is none."""
     try:
-        from lab.traces import load_trace, render_tree
-    except ImportError:
-        return 404, (
-            "trace files not found: this lab version keeps no trace files "
-            f"(nothing reads {trace_dir}/*.jsonl)."
-        )
-    if not trace_dir.is_dir() or not any(trace_dir.glob("*.jsonl")):
-        return 404, (
-            f"trace files not found: {trace_dir} holds no *.jsonl file. Traces are written "
-            "only for sampled requests, while the stack runs."
-        )
-    spans = load_trace(trace_dir, trace_id)
+        spans = load_trace(trace_dir, trace_id)
+    except LabError as exc:
+        return 404, f"trace files not found: {exc}"
     if not spans:
         return 404, (
-            f"trace {trace_id} is not in {trace_dir}/*.jsonl: it was not sampled here, or "
-            "its file was removed."
+            f"trace {trace_id} is not in the trace files of {trace_dir}: it was not sampled "
+            "by this stack, or its file was rotated away."
         )
     return 200, render_tree(spans)
 
@@ -260,8 +256,10 @@ async def unreadable_dashboard(_: Request, exc: Exception) -> Response:
     return PlainTextResponse(f"cannot read the dashboards: {exc}\n", status_code=500)
 
 
-def create_app(config: ServerConfig) -> Starlette:
-    server = DashboardServer(config)
+def create_app(
+    config: ServerConfig, transport: httpx.AsyncBaseTransport | None = None
+) -> Starlette:
+    server = DashboardServer(config, transport)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
