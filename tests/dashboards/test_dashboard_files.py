@@ -23,21 +23,25 @@ REQUIRED_SERIES = {
     "lab-capacity": {
         "config:requests:rate1m", "config:error_ratio:rate1m", "config:latency_seconds:p95",
         "config:latency_seconds:p99", "config:slo_good:ratio_rate1m", "config:replicas_up:count",
+        "config:requests_within_slo:rate1m", "config:slo_met:rate1m",
+        "traefik_service_retries_total",
     },
     "lab-replicas": {
         "replica:requests:rate1m", "replica:latency_seconds:p95", "replica:inflight",
         "replica:cpu_usage:ratio_limit", "replica:cpu_throttled_periods:ratio_rate1m",
         "replica:memory_usage_bytes", "replica:memory_limit_bytes", "up",
+        "replica:cpu_throttled_seconds:rate1m",
     },
     "lab-loadgen": {
         "run:users:sum", "run:requests:rate1m", "config:latency_success_seconds:p50",
         "config:latency_success_seconds:p95", "config:latency_success_seconds:p99",
         "config:latency_seconds:p50", "config:latency_seconds:p95", "config:latency_seconds:p99",
-        "run:failures:rate1m", "run:generator_cpu_percent:max",
+        "run:failures:rate1m", "run:generator_cpu_percent:max", "locust_offered_rate",
+        "locust_arrivals_total",
     },
     "lab-model": {
         "model_inference_seconds_bucket", "config:model_batch_size:mean1m",
-        "config:model_predictions:rate1m", "model_info",
+        "config:model_predictions:rate1m", "model_info", "config:latency_overflow:rate1m",
     },
 }  # fmt: skip
 RANGE_SELECTOR = re.compile(r"\[([^\]]*)\]")
@@ -139,9 +143,25 @@ def test_every_visible_panel_explains_how_to_read_it(name: str) -> None:
 def test_ranges_come_from_grafana_never_hard_coded(query: grafana.Query) -> None:
     windows = RANGE_SELECTOR.findall(query.expr)
 
-    assert set(windows) <= {"$__rate_interval", "$__range"}, query.expr
+    assert set(windows) <= {"$__rate_interval", "$__range", "$__interval"}, query.expr
     if re.search(r"\b(rate|irate)\(", query.expr):
         assert "$__rate_interval" in windows, query.expr
+
+
+def test_heatmaps_count_each_step_once() -> None:
+    heatmaps = [p for d in DASHBOARDS.values() for p in visible_panels(d) if p["type"] == "heatmap"]
+    datasources = yaml.safe_load(grafana.DATASOURCES_FILE.read_text())["datasources"]
+    [prometheus] = [source for source in datasources if source["uid"] == "prometheus"]
+    scrape = int(prometheus["jsonData"]["timeInterval"].removesuffix("s"))
+
+    assert heatmaps
+    for panel in heatmaps:
+        for target in panel["targets"]:
+            # $__interval is the step between cells: windows side by side, never overlapping
+            # ($__rate_interval is several steps wide, so each call would count in several).
+            assert RANGE_SELECTOR.findall(target["expr"]) == ["$__interval"], target["expr"]
+        # Two scrapes at least in each window, or increase() has nothing to compare.
+        assert int(panel["interval"].removesuffix("s")) >= 2 * scrape, panel["title"]
 
 
 def test_panels_use_only_recorded_names_that_exist() -> None:
@@ -219,3 +239,76 @@ def test_docker_only_list_names_exactly_the_cadvisor_targets() -> None:
     for (uid, title, _), native_ref in grafana.DOCKER_ONLY.items():
         native = by_key[(uid, title, native_ref)]
         assert not grafana.DOCKER_ONLY_SERIES.search(native.expr)
+
+
+def test_slo_latency_panels_show_exemplars() -> None:
+    dashboard = BY_UID["lab-capacity"]
+    slo_latency = [
+        panel
+        for panel in visible_panels(dashboard)
+        if panel["type"] == "timeseries"
+        and any("config:latency_seconds:p95" in t["expr"] for t in panel["targets"])
+    ]
+
+    assert len(slo_latency) >= 2
+    for panel in slo_latency:
+        exemplar_targets = [t for t in panel["targets"] if t.get("exemplar")]
+        assert exemplar_targets, panel["title"]
+        assert all("_bucket{" in t["expr"] for t in exemplar_targets), panel["title"]
+
+
+def test_now_stats_read_this_instant_only() -> None:
+    # A range query would show the last value of a config that has since gone.
+    stats = [p for p in visible_panels(BY_UID["lab-capacity"]) if p["type"] == "stat"]
+
+    assert len(stats) >= 6
+    for panel in stats:
+        assert all(t["instant"] and not t["range"] for t in panel["targets"]), panel["title"]
+
+
+def test_no_query_guesses_the_config_of_traefik_series() -> None:
+    rules = "\n".join(path.read_text() for path in (REPO / "prometheus" / "rules").glob("*.yml"))
+
+    assert "topk" not in rules
+    assert not [q.expr for q in PANEL_QUERIES if "topk" in q.expr]
+    # Edge series come from the per-config prediction routers only.
+    assert 'router=~"predict-.+"' in rules
+    assert 'router=~"api@' not in rules
+
+
+def test_model_panels_split_by_config() -> None:
+    for query in grafana.panel_queries(BY_UID["lab-model"]):
+        if "histogram_quantile" in query.expr and "model_inference_seconds" in query.expr:
+            assert "by (config, le)" in query.expr, query.id
+
+
+def test_configs_compared_reads_rate_and_verdict_at_the_same_instants() -> None:
+    [table] = [p for p in visible_panels(BY_UID["lab-capacity"]) if p["type"] == "table"]
+    rates = [t["expr"] for t in table["targets"] if "requests" in t["expr"]]
+
+    # The only rate in the table is the one recorded while the SLO held.
+    assert rates == [
+        'max by (config) (max_over_time(config:requests_within_slo:rate1m{layer="client", '
+        'config=~"$config"}[$__range]))'
+    ]
+    assert "different times" in table["description"]
+
+
+def test_throttled_time_is_a_share_of_wall_time() -> None:
+    [panel] = [
+        p
+        for p in visible_panels(BY_UID["lab-replicas"])
+        if any("cpu_throttled_seconds" in t["expr"] for t in p["targets"])
+    ]
+
+    assert panel["fieldConfig"]["defaults"]["unit"] == "percentunit"
+
+
+def test_share_under_one_second_is_never_said_to_match_the_p95_exactly() -> None:
+    for dashboard in DASHBOARDS.values():
+        for panel in visible_panels(dashboard):
+            text = panel["description"]
+            if "under 1 s" in panel["title"] or "within the 1 s" in text:
+                assert "exactly when" not in text, panel["title"]
+                assert "below 95 % the P95 is above" not in text, panel["title"]
+                assert "under 95 % the P95 is above" not in text, panel["title"]
