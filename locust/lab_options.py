@@ -8,6 +8,7 @@ import time
 
 from locust.argument_parser import LocustArgumentParser
 
+from lab import slo
 from locust import events
 
 SHAPES = ("ramp", "steps", "spike", "open")
@@ -147,7 +148,9 @@ def add_arguments(parser: LocustArgumentParser) -> None:
     lab.add_argument(
         "--check-p95",
         type=float,
-        default=None,
-        help="SLO gate: fail (exit 3) when the P95 of successful requests exceeds this (seconds)",
+        default=slo.LATENCY_MAX_SECONDS,
+        help="SLO gate: fail (exit 3) when the P95 of all requests (failures included, as "
+        f"lab/slo.py defines the SLO) exceeds this many seconds (default: "
+        f"{slo.LATENCY_MAX_SECONDS:g})",
         env_var="LOCUST_CHECK_P95",
     )

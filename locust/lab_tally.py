@@ -1,8 +1,10 @@
 """Latency counts in the project's buckets, mergeable across Locust workers.
 
-The SLO gate's P95 comes from these counts (successful requests only), interpolated
-inside a bucket the way Prometheus' histogram_quantile does, so the gate and the
-dashboards agree on what "P95" means.
+The SLO gate's P95 comes from these counts, interpolated inside a bucket the way
+Prometheus' histogram_quantile does, and over *all* requests by default (successes and
+failures alike), as lab/slo.py defines the SLO: the gate, the alerts and the dashboards
+agree on what "P95" means. Successful requests only is the second view, asked for by
+name (`success_only=True`).
 """
 
 from __future__ import annotations
@@ -36,10 +38,10 @@ class LatencyTally:
             for index, count in enumerate(delta.get(kind, ())):
                 counts[index] += count
 
-    def count(self, success_only: bool = True) -> int:
+    def count(self, success_only: bool = False) -> int:
         return sum(self.success) + (0 if success_only else sum(self.failure))
 
-    def quantile(self, q: float, success_only: bool = True) -> float | None:
+    def quantile(self, q: float, success_only: bool = False) -> float | None:
         counts = (
             self.success
             if success_only
