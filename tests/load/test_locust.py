@@ -116,7 +116,7 @@ def test_p95_gate_uses_successful_requests(lab: NativeLab) -> None:
     )
 
     assert result.returncode == 3
-    assert "check P95 (successful) <= 0.0001 s: FAIL" in result.stderr
+    assert "check P95 (all requests) <= 0.0001 s: FAIL" in result.stderr
 
 
 def test_pushgateway_down_does_not_stop_the_run(lab: NativeLab) -> None:
