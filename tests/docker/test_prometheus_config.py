@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from lab.runtimes.native.configs import prometheus_config
+from lab.runtimes.native.configs import PROMETHEUS_FLAGS, prometheus_config
 from lab.runtimes.native.settings import NativeSettings
+from tests.docker.compose_file import load_compose
 from tests.support import REPO
 
 CONFIG = REPO / "prometheus" / "prometheus.docker.yml"
@@ -281,3 +282,98 @@ def test_relabelled_cadvisor_series_feed_the_replica_rules(tmp_path: Path) -> No
     result = promtool("test", "rules", str(test_file))
 
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ------------------------------------------------- one configuration, two runtimes
+# Everything the two runtimes' Prometheus does the same is compared here; each
+# deliberate difference is listed, with its reason in prometheus/README.md:
+#   scrape and evaluation interval  2 s natively (short experiment windows), 5 s in Docker
+#   external label `runtime`        native / docker
+#   rule_files                      the repository's folder / the folder mounted beside
+#   discovery of the replicas       file_sd written by the launcher / Docker's API
+#   cadvisor job                    Docker only (no container to read natively)
+#   supervisor job                  native only (the launcher's own supervisor)
+#   static targets                  loopback ports / service names
+#   Prometheus major version        2 (Debian's 2.42) / 3 (prom/prometheus image)
+DOCKER_ONLY_JOBS = {"cadvisor"}
+NATIVE_ONLY_JOBS = {"supervisor"}
+DISCOVERY_KEYS = {"static_configs", "file_sd_configs", "docker_sd_configs", "relabel_configs"}
+
+
+@pytest.fixture(scope="module")
+def native(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return yaml.safe_load(prometheus_config(NativeSettings(), tmp_path_factory.mktemp("native")))
+
+
+def test_both_runtimes_differ_only_where_listed(
+    config: dict[str, Any], native: dict[str, Any]
+) -> None:
+    docker_global, native_global = dict(config["global"]), dict(native["global"])
+    for settings in (docker_global, native_global):
+        # Rules are evaluated as often as series are scraped, in both.
+        assert settings.pop("evaluation_interval") == settings.pop("scrape_interval")
+        assert settings["external_labels"].pop("runtime")
+
+    assert docker_global == native_global
+    assert set(config) == set(native)
+    docker_jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    native_jobs = {job["job_name"]: job for job in native["scrape_configs"]}
+    assert set(docker_jobs) - DOCKER_ONLY_JOBS == set(native_jobs) - NATIVE_ONLY_JOBS
+    for name in set(docker_jobs) & set(native_jobs):
+        same_docker = {k: v for k, v in docker_jobs[name].items() if k not in DISCOVERY_KEYS}
+        same_native = {k: v for k, v in native_jobs[name].items() if k not in DISCOVERY_KEYS}
+        assert same_docker == same_native, name
+
+
+def test_the_listed_intervals_are_what_each_runtime_says(
+    config: dict[str, Any], native: dict[str, Any]
+) -> None:
+    compose = load_compose()
+    datasources = yaml.safe_load(
+        (REPO / "grafana" / "provisioning" / "datasources" / "datasources.yml").read_text()
+    )
+    [prometheus] = [d for d in datasources["datasources"] if d["uid"] == "prometheus"]
+    docker_seconds = config["global"]["scrape_interval"]
+
+    assert native["global"]["scrape_interval"] == f"{NativeSettings().scrape_interval_seconds}s"
+    assert (native["global"]["scrape_interval"], docker_seconds) == ("2s", "5s")
+    # What reads Docker's interval: Locust (its last push stays one scrape) and Grafana
+    # ($__rate_interval), and cAdvisor samples once per scrape.
+    assert compose["services"]["locust"]["environment"]["LOCUST_SCRAPE_INTERVAL"] + "s" == (
+        docker_seconds
+    )
+    assert prometheus["jsonData"]["timeInterval"] == docker_seconds
+    assert f"-housekeeping_interval={docker_seconds}" in compose["services"]["cadvisor"]["command"]
+
+
+def test_prometheus_runs_with_the_same_flags_in_both_runtimes() -> None:
+    compose = load_compose()
+    command = compose["services"]["prometheus"]["command"]
+    own = ("--config.file=", "--storage.tsdb.path=", "--web.listen-address=", "--log.level=")
+    shared = [flag for flag in command if not flag.startswith(own)]
+
+    assert sorted(shared) == sorted(PROMETHEUS_FLAGS)
+    assert "--storage.tsdb.retention.time=30d" in PROMETHEUS_FLAGS
+    assert "--enable-feature=exemplar-storage" in PROMETHEUS_FLAGS
+
+
+def test_native_config_passes_promtool_with_the_shared_rules(tmp_path: Path) -> None:
+    path = tmp_path / "prometheus.yml"
+    path.write_text(prometheus_config(NativeSettings(), tmp_path))
+    (tmp_path / "api.json").write_text("[]")
+    (tmp_path / "supervisor.json").write_text("[]")
+
+    result = promtool("check", "config", str(path))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{len(RULES)} rule files found" in result.stdout
+
+
+def test_prometheus_major_versions_are_the_documented_ones() -> None:
+    image = load_compose()["services"]["prometheus"]["image"]
+    readme = (REPO / "prometheus" / "README.md").read_text()
+
+    # Docker runs Prometheus 3; natively it is Debian's 2.42 (`make install`), whose
+    # promtool checks the rules here: the rules must hold for both, as the README says.
+    assert image.startswith("prom/prometheus:v3.")
+    assert "Prometheus 2.42" in readme and "Prometheus 3" in readme

@@ -24,6 +24,16 @@ from lab.runtimes.native.state import Replica
 
 TRAEFIK_DIR = REPO / "traefik"
 PROMETHEUS_DIR = REPO / "prometheus"
+# Prometheus' flags both runtimes run with (docker-compose.yaml passes the same ones;
+# tests/docker/test_prometheus_config.py compares them): 30 days of history, the
+# lifecycle API (POST /-/reload re-reads the configuration), and exemplar storage,
+# without which Prometheus drops the trace ids the latency buckets carry. Paths,
+# addresses and the log level are each runtime's own.
+PROMETHEUS_FLAGS = (
+    "--storage.tsdb.retention.time=30d",
+    "--web.enable-lifecycle",
+    "--enable-feature=exemplar-storage",
+)
 
 # Only the API is routed through :8000; the replicas' /metrics never is. Predictions
 # have a router of their own, named after the config (`predict_router`): its metrics are
