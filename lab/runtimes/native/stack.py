@@ -27,7 +27,7 @@ from rich.console import Console
 from lab.core import REPO, Deployment, format_cpus, format_memory
 from lab.errors import LabError
 from lab.runtimes.native import cgroups
-from lab.runtimes.native.configs import SERVICE, RunFiles
+from lab.runtimes.native.configs import PROMETHEUS_FLAGS, SERVICE, RunFiles
 from lab.runtimes.native.processes import (
     find_binary,
     find_run_processes,
@@ -222,10 +222,8 @@ class NativeStack:
             binary,
             f"--config.file={self.files.prometheus_config}",
             f"--storage.tsdb.path={self.files.prometheus_data}",
-            "--storage.tsdb.retention.time=30d",
             f"--web.listen-address={s.host}:{s.prometheus_port}",
-            "--web.enable-lifecycle",
-            "--enable-feature=exemplar-storage",
+            *PROMETHEUS_FLAGS,
             "--log.level=warn",
         ]
         return self._start_component(state, "prometheus", command, s.prometheus_port, "/-/ready")
