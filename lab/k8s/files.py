@@ -123,16 +123,20 @@ def stale_overlays(files: dict[Path, str]) -> list[Path]:
     )
 
 
+def _shown(path: Path) -> str:
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
 def drift() -> list[str]:
     """What differs between the committed files and what the sources give."""
     files = generated()
     problems = []
     for path, text in sorted(files.items()):
         if not path.exists():
-            problems.append(f"{path.relative_to(REPO)} is missing")
+            problems.append(f"{_shown(path)} is missing")
         elif path.read_text() != text:
-            problems.append(f"{path.relative_to(REPO)} differs from its sources")
-    problems += [f"{p.relative_to(REPO)} is no longer in the matrix" for p in stale_overlays(files)]
+            problems.append(f"{_shown(path)} differs from its sources")
+    problems += [f"{_shown(p)} is no longer in the matrix" for p in stale_overlays(files)]
     return problems
 
 

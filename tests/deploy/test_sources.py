@@ -23,54 +23,68 @@ def test_check_passes_on_the_committed_files(capsys: pytest.CaptureFixture[str])
     assert capsys.readouterr().err == ""
 
 
+@pytest.fixture
+def written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The generated files written from the current sources into a folder of this test,
+    so the checks below start from no drift whatever the working tree holds."""
+    monkeypatch.setattr(files, "GENERATED", tmp_path / "base" / "generated")
+    monkeypatch.setattr(files, "OVERLAYS", tmp_path / "overlays")
+    files.write()
+    assert files.drift() == []
+    return tmp_path
+
+
 def test_a_changed_dashboard_is_drift(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    written: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    copy = tmp_path / "dashboards"
+    copy = written / "dashboards"
     shutil.copytree(sources.DASHBOARDS_DIR, copy)
     first = sorted(copy.glob("*.json"))[0]
     first.write_text(first.read_text().replace('"title"', '"title" ', 1))
     monkeypatch.setattr(sources, "DASHBOARDS_DIR", copy)
 
-    assert files.drift() == ["deploy/k8s/base/generated/dashboards.yaml differs from its sources"]
+    assert files.drift() == [f"{written}/base/generated/dashboards.yaml differs from its sources"]
     assert main(["--check"]) == 1
     assert "run `python -m lab.k8s` and commit" in capsys.readouterr().err
 
 
 def test_a_new_rule_file_and_a_new_matrix_config_are_drift(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    written: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rules = tmp_path / "rules"
+    rules = written / "rules"
     shutil.copytree(sources.RULES_DIR, rules)
     (rules / "extra.yml").write_text("groups:\n  - name: extra\n    rules: []\n")
     plan = yaml.safe_load(sources.MATRIX.read_text())
     plan["configs"].append({"replicas": 3, "cpus": 0.25, "memory": "256m"})
-    matrix = tmp_path / "plan.yml"
+    matrix = written / "plan.yml"
     matrix.write_text(yaml.safe_dump(plan))
     monkeypatch.setattr(sources, "RULES_DIR", rules)
     monkeypatch.setattr(sources, "MATRIX", matrix)
 
     assert files.drift() == [
-        "deploy/k8s/base/generated/prometheus-rules.yaml differs from its sources",
-        "deploy/k8s/overlays/r3-c0.25-m256m/api.yaml is missing",
-        "deploy/k8s/overlays/r3-c0.25-m256m/kustomization.yaml is missing",
-        "deploy/k8s/overlays/r3-c0.25-m256m/traefik-monitor.yaml is missing",
+        f"{written}/base/generated/prometheus-rules.yaml differs from its sources",
+        f"{written}/overlays/r3-c0.25-m256m/api.yaml is missing",
+        f"{written}/overlays/r3-c0.25-m256m/kustomization.yaml is missing",
+        f"{written}/overlays/r3-c0.25-m256m/traefik-monitor.yaml is missing",
     ]
 
 
 def test_a_config_dropped_from_the_matrix_leaves_a_stale_overlay(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    written: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     plan = yaml.safe_load(sources.MATRIX.read_text())
-    dropped = plan["configs"].pop()
-    matrix = tmp_path / "plan.yml"
+    config = plan["configs"].pop()
+    dropped = objects.Deployment.parse(
+        config["replicas"], str(config["cpus"]), str(config["memory"])
+    )
+    matrix = written / "plan.yml"
     matrix.write_text(yaml.safe_dump(plan))
     monkeypatch.setattr(sources, "MATRIX", matrix)
 
-    label = objects.Deployment.parse(
-        dropped["replicas"], str(dropped["cpus"]), str(dropped["memory"])
-    ).label
-    assert files.drift() == [f"deploy/k8s/overlays/{label} is no longer in the matrix"]
+    assert files.drift() == [f"{written}/overlays/{dropped.label} is no longer in the matrix"]
+    files.write()
+    assert not (written / "overlays" / dropped.label).exists()
+    assert files.drift() == []
 
 
 def test_rules_are_the_prometheus_rule_files_unchanged() -> None:
