@@ -358,18 +358,6 @@ def dashboards() -> list[dict[str, Any]]:
     return out
 
 
-def source_paths() -> list[Path]:
-    """Every file the generated parts are made from (named in their headers)."""
-    return [
-        *sources.rule_files(),
-        *sources.dashboard_files(),
-        sources.TRAEFIK_SHARED,
-        sources.COMPOSE,
-        sources.PROMETHEUS_DOCKER,
-        sources.MATRIX,
-    ]
-
-
 def scrape_interval() -> str:
     """The Docker runtime's scrape interval (prometheus.docker.yml), kept here."""
     return str(yaml.safe_load(sources.PROMETHEUS_DOCKER.read_text())["global"]["scrape_interval"])
