@@ -94,8 +94,6 @@ class ServingBenchSettings(BaseSettings):
 class Point:
     server: str
     connections: int
-    # Which repetition of this (server, connections) this is, from 1.
-    run: int
     rps: float
     p50_ms: float
     p95_ms: float
@@ -103,6 +101,8 @@ class Point:
     errors: int
     requests: int
     wrk_cpu_percent: float
+    # Which repetition of this (server, connections) this is, from 1.
+    run: int = 1
 
 
 @dataclass
