@@ -12,6 +12,7 @@ import copy
 import json
 import math
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -219,23 +220,28 @@ def deployment_patch(deployment: Deployment) -> dict[str, Any]:
 
 
 def apply_deployment(
-    documents: list[dict[str, Any]], deployment: Deployment
+    documents: list[dict[str, Any]],
+    deployment: Deployment,
+    serving: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """The rendered objects changed to `deployment`, as an overlay's patches change them:
     the API Deployment (replicas, the `config` label, limits, identity variables) and the
-    Traefik monitor (the prediction router's name)."""
+    Traefik monitor (the prediction router's name). `serving` overrides serving
+    variables of the replicas (API_ENGINE...), as compose takes them from the environment."""
     out = []
     for document in documents:
         kind, name = document.get("kind"), document.get("metadata", {}).get("name")
         if kind == "Deployment" and name == API:
-            document = _changed_api(document, deployment)
+            document = _changed_api(document, deployment, serving or {})
         elif kind == "PodMonitor" and name == "traefik":
             document = {**document, "spec": traefik_monitor(deployment)["spec"]}
         out.append(document)
     return out
 
 
-def _changed_api(obj: dict[str, Any], deployment: Deployment) -> dict[str, Any]:
+def _changed_api(
+    obj: dict[str, Any], deployment: Deployment, serving: Mapping[str, str]
+) -> dict[str, Any]:
     out = copy.deepcopy(obj)
     spec = out["spec"]
     spec["replicas"] = deployment.replicas
@@ -243,6 +249,7 @@ def _changed_api(obj: dict[str, Any], deployment: Deployment) -> dict[str, Any]:
     container = next(c for c in spec["template"]["spec"]["containers"] if c["name"] == API)
     container["resources"] = resources(deployment)
     wanted = {e["name"]: e for e in identity_env(deployment)}
+    wanted |= {name: {"name": name, "value": value} for name, value in serving.items()}
     env = [wanted.pop(e["name"], e) for e in container.get("env", [])]
     container["env"] = env + list(wanted.values())
     return out

@@ -11,6 +11,7 @@ workers); the experiments' own Locust reaches the stack through `endpoints`.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -23,6 +24,7 @@ import yaml
 from lab.core import Deployment, format_cpus, format_memory
 from lab.errors import LabError
 from lab.k8s.objects import API, CONFIG_LABEL, apply_deployment
+from lab.k8s.sources import api_defaults
 from lab.runtimes.contract import (
     Endpoints,
     GeneratorPlacement,
@@ -121,7 +123,10 @@ class K8sRuntime(Runtime):
             d.get("kind") == "Deployment" and d["metadata"]["name"] == API for d in documents
         ):
             raise LabError(f"{self.settings.kustomization} renders no Deployment named {API!r}")
-        return apply_deployment(documents, deployment)
+        # Serving settings from the environment reach the replicas, as compose passes
+        # them (an experiment plan's engine and batching arrive so).
+        serving = {k: os.environ[k] for k in api_defaults() if os.environ.get(k)}
+        return apply_deployment(documents, deployment, serving)
 
     def _apply(self, deployment: Deployment) -> None:
         documents = self.render(deployment)

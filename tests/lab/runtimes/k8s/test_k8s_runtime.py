@@ -459,7 +459,7 @@ def test_cli_load_sets_the_run_and_scales_the_workers(
 
 
 def test_the_experiment_runner_targets_the_cluster_through_the_contract(
-    kubectl: FakeKubectl, urls: None, tmp_path: Path
+    kubectl: FakeKubectl, urls: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The workshop's plan, whatever its current shape: its configs are what is scaled.
     experiment = load_experiment(REPO / "experiments" / "default.yml")
@@ -468,6 +468,11 @@ def test_the_experiment_runner_targets_the_cluster_through_the_contract(
 
     assert runner.endpoints.api == URLS["LAB_API_URL"]
     assert runner.placement is None
+    # The runner hands the plan's serving settings to the replicas through the
+    # environment; monkeypatch restores what it changes.
+    monkeypatch.setenv("API_ENGINE", "unset")
+    monkeypatch.setenv("API_BATCHING", "unset")
+    runner._use_service_settings()
     # The runner's scaling step for each config: up the first time, then scale.
     for deployment in experiment.deployments():
         if runtime.current() is None:
@@ -475,6 +480,13 @@ def test_the_experiment_runner_targets_the_cluster_through_the_contract(
         else:
             runtime.scale(deployment, replace=not runner._serving_as_planned())
         assert runtime.label() == deployment.label
+    for api in kubectl.applied_api():
+        env = {
+            e["name"]: e.get("value")
+            for e in api["spec"]["template"]["spec"]["containers"][0]["env"]
+        }
+        assert env["API_ENGINE"] == experiment.service.engine
+        assert env["API_BATCHING"] == experiment.service.batching
     assert [a["spec"]["replicas"] for a in kubectl.applied_api()] == [
         d.replicas for d in experiment.deployments()
     ]
