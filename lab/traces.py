@@ -9,9 +9,8 @@ tree of one trace id, such as an exemplar's `trace_id` on a latency bucket in
 Prometheus; `load_trace` and `render_tree` are the same for other callers (the native
 dashboard).
 
-Traefik appears in the tree only in the Docker runtime (its spans go to the collector
-and Tempo there); natively the proxy records no spans, so a replica's span hangs
-directly under the client's.
+Traefik records no span in either runtime (it passes `traceparent` through; see
+tracing/README.md), so a replica's span hangs directly under the client's.
 """
 
 from __future__ import annotations

@@ -251,3 +251,31 @@ def test_a_new_trace_carries_the_id_the_sampler_accepted(model_dir) -> None:
     }
     assert exemplar_ids
     assert exemplar_ids <= {format(s.context.trace_id, "032x") for s in servers}
+
+
+def test_unsampled_requests_build_no_span_at_all(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tracer = _hot_path(client).tracer
+    assert tracer is not None
+    started: list[str] = []
+    real_start = tracer._tracer.start_span
+
+    def counting(name: str, *args: Any, **kwargs: Any) -> Any:
+        started.append(name)
+        return real_start(name, *args, **kwargs)
+
+    monkeypatch.setattr(tracer._tracer, "start_span", counting)
+    unsampled = f"00-{TRACE_ID}-b7ad6b7169203331-00"
+
+    for _ in range(20):
+        assert client.post("/predict", json=PENGUIN).status_code == 200
+        assert (
+            client.post("/predict", json=PENGUIN, headers={"traceparent": unsampled}).status_code
+            == 200
+        )
+    assert started == []
+    client.post("/predict", json=PENGUIN, headers={"traceparent": SAMPLED})
+    # The server span first; the model's span follows where the tracer is shared.
+    assert started[0] == "POST /predict"
+    assert set(started) <= {"POST /predict", "model.inference"}
