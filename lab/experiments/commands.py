@@ -21,12 +21,18 @@ from lab.runtimes.contract import Runtime
 
 
 class ExperimentSettings(BaseSettings):
-    """FILE and RESULTS_DIR, as the Makefile passes them."""
+    """FILE and RESULTS_DIR, as the Makefile passes them, and the load generator's push
+    interval (LAB_PUSH_INTERVAL_SECONDS)."""
 
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     file: Path = Field(default=REPO / "experiments" / "default.yml", validation_alias="FILE")
     results_dir: Path = Field(default=REPO / "results", validation_alias="RESULTS_DIR")
+    # Seconds between two pushes of Locust's stats; a capacity window spans at least 20
+    # of them (1 s: windows of 20 s or more). Tests push faster to measure shorter windows.
+    push_interval_s: float = Field(
+        default=1.0, gt=0, le=10, validation_alias="LAB_PUSH_INTERVAL_SECONDS"
+    )
 
 
 def _out_dir(settings: ExperimentSettings, name: str) -> Path:
@@ -51,7 +57,9 @@ def run_experiment(
     name = experiment.name if capacity_of is None else f"capacity-{capacity_of}"
     out_dir = _out_dir(settings, name)
     facts = machine_facts(runtime.limits_description())
-    runner = ExperimentRunner(experiment, runtime, out_dir, facts, console)
+    runner = ExperimentRunner(
+        experiment, runtime, out_dir, facts, console, settings.push_interval_s
+    )
     console.print(
         f"experiment {experiment.name} on the {runtime.name} runtime; results in {out_dir}"
     )
@@ -121,7 +129,9 @@ def verify_prediction(runtime: Runtime, target_rps: float, source: Path) -> Path
     console = Console()
     out_dir = _out_dir(settings, experiment.name)
     facts = machine_facts(runtime.limits_description())
-    runner = ExperimentRunner(experiment, runtime, out_dir, facts, console)
+    runner = ExperimentRunner(
+        experiment, runtime, out_dir, facts, console, settings.push_interval_s
+    )
     runner.results.prediction = {
         "source": folder.name,
         "target_rps": target_rps,

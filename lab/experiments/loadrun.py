@@ -13,7 +13,6 @@ from typing import Any
 
 from lab.core import LOCUST, LOCUST_CONF, REPO
 from lab.errors import LabError
-from lab.experiments.plan import PUSH_INTERVAL_S
 from lab.runtimes.contract import Endpoints, GeneratorPlacement
 from monitoring.prom import Prometheus
 
@@ -42,10 +41,12 @@ class LocustLauncher:
         logs: Path,
         placement: GeneratorPlacement | None = None,
         workers: int = 1,
+        push_interval_s: float = 1.0,
     ) -> None:
         self.endpoints = endpoints
         # More than one: Locust forks that many workers under a master (--processes).
         self.workers = workers
+        self.push_interval_s = push_interval_s
         self.logs = logs
         self.prometheus = Prometheus(endpoints.prometheus)
         # When set, Locust runs there (the native runtime: a cgroup with its CPU budget).
@@ -61,7 +62,7 @@ class LocustLauncher:
             "--headless",
             "--host", self.endpoints.api,
             "--pushgateway", self.endpoints.pushgateway,
-            "--push-interval", f"{PUSH_INTERVAL_S:g}",
+            "--push-interval", f"{self.push_interval_s:g}",
             "--scrape-interval", str(self.endpoints.scrape_interval_seconds),
             "--run-id", run_id,
             "--config-label", config,

@@ -6,7 +6,6 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from lab.experiments.plan import PUSH_INTERVAL_S
 from lab.experiments.vocabulary import instant, range_of, windowed
 from monitoring.prom import Sample
 
@@ -18,7 +17,7 @@ LAYERS = ("client", "edge", "server", "model")
 HISTOGRAMS = {
     "client": 'locust_request_duration_seconds_bucket{{job="locust", run_id="{run}", '
     'name=~"POST /predict.*"}}',
-    "edge": 'traefik_router_request_duration_seconds_bucket{{router=~"api@.*"}}',
+    "edge": 'traefik_router_request_duration_seconds_bucket{{router=~"predict-{router}@.*"}}',
     "server": 'http_request_duration_seconds_bucket{{job="api", config="{config}", '
     'handler=~"/predict.*"}}',
     "model": 'model_inference_seconds_bucket{{job="api", config="{config}"}}',
@@ -116,9 +115,12 @@ class Measurement:
 class WindowReader:
     """Runs the vocabulary's queries over [start, end] for one config and one run."""
 
-    def __init__(self, prometheus: QueryApi, scrape_interval_s: float) -> None:
+    def __init__(
+        self, prometheus: QueryApi, scrape_interval_s: float, push_interval_s: float = 1.0
+    ) -> None:
         self.prometheus = prometheus
         self.scrape = scrape_interval_s
+        self.push = push_interval_s
 
     def _one(self, query: str, at: float, config: str | None = None) -> float | None:
         for sample in self.prometheus.query(query, time=at):
@@ -161,7 +163,9 @@ class WindowReader:
     ) -> tuple[float | None, float | None]:
         """The top finite bucket of the layer's histogram and the share of observations
         above it, from the buckets themselves (no bucket set is assumed)."""
-        selector = HISTOGRAMS[layer].format(run=run_id, config=config)
+        # Traefik's router names the config with `_` for its dot (prometheus/rules/layers.yml).
+        router = config.replace(".", "_")
+        selector = HISTOGRAMS[layer].format(run=run_id, config=config, router=router)
         buckets = {
             float(s.labels["le"]): s.value
             for s in self.prometheus.query(
@@ -220,8 +224,8 @@ class WindowReader:
             at,
         )
         if age is not None:
-            pushes = int(window // PUSH_INTERVAL_S)
-            late = max(0, int((age - self.scrape) // PUSH_INTERVAL_S))
+            pushes = int(window // self.push)
+            late = max(0, int((age - self.scrape) // self.push))
             found["load generator pushes"] = [max(0, pushes - late), pushes]
         return found
 

@@ -44,11 +44,12 @@ class ConfigSpec(Strict):
         return Deployment.parse(self.replicas, self.cpus, self.memory)
 
 
-# Seconds between two pushes of the load generator's stats (lab/experiments/loadrun.py).
-PUSH_INTERVAL_S = 1.0
-# A measured window spans at least this many pushes: rate() and the quantiles then rest
-# on enough samples, whatever the scrape clock's alignment.
+# A measured window spans at least this many pushes of the load generator's stats
+# (LAB_PUSH_INTERVAL_SECONDS apart): rate() and the quantiles then rest on enough
+# samples, whatever the scrape clock's alignment.
 MIN_WINDOW_PUSHES = 20
+# ... and at least this many scrapes.
+MIN_WINDOW_SCRAPES = 4
 
 
 class Target(Strict):
@@ -93,12 +94,6 @@ class CapacitySearch(Strict):
     def _ordered(self) -> CapacitySearch:
         if self.rates != sorted(self.rates) or self.rates[0] <= 0:
             raise ValueError("capacity rates must be positive and increasing")
-        if self.window < MIN_WINDOW_PUSHES * PUSH_INTERVAL_S:
-            raise ValueError(
-                f"capacity window is {self.window:g} s: it must span at least "
-                f"{MIN_WINDOW_PUSHES} pushes of the load generator "
-                f"({MIN_WINDOW_PUSHES * PUSH_INTERVAL_S:g} s)"
-            )
         return self
 
     @property
@@ -172,6 +167,27 @@ class Experiment(Strict):
         capacity = plan.step * steps + 8 * (2 + plan.refine)
         failover = self.failover.duration + 8 if self.failover.enabled else 0
         return len(self.configs) * (per_config_overhead + closed + capacity + failover)
+
+
+def window_problem(experiment: Experiment, scrape_s: float, push_s: float) -> str | None:
+    """Why a window of the plan is too short for the stack's scrape and push intervals."""
+    windows = {"capacity.window": experiment.capacity.window}
+    if experiment.workshop_view:
+        windows["workshop_view.window"] = experiment.workshop_view.window
+    for name, seconds in windows.items():
+        if seconds < MIN_WINDOW_SCRAPES * scrape_s:
+            return (
+                f"{name} is {seconds:g} s, under {MIN_WINDOW_SCRAPES} scrape intervals "
+                f"({MIN_WINDOW_SCRAPES * scrape_s:g} s): rate() would rest on too few samples; "
+                "lengthen it or scrape more often"
+            )
+    if experiment.capacity.window < MIN_WINDOW_PUSHES * push_s:
+        return (
+            f"capacity.window is {experiment.capacity.window:g} s: a measured window must span "
+            f"at least {MIN_WINDOW_PUSHES} pushes of the load generator "
+            f"({MIN_WINDOW_PUSHES * push_s:g} s at LAB_PUSH_INTERVAL_SECONDS={push_s:g})"
+        )
+    return None
 
 
 def load_experiment(path: Path) -> Experiment:

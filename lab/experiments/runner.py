@@ -40,7 +40,7 @@ from lab.errors import LabError
 from lab.experiments import judge
 from lab.experiments.loadrun import LocustLauncher, LocustRun
 from lab.experiments.measure import Measurement, WindowReader
-from lab.experiments.plan import Experiment
+from lab.experiments.plan import Experiment, window_problem
 from lab.experiments.raw import HostCpu, RecordingPrometheus
 from lab.experiments.report import write_report
 from lab.experiments.results import ConfigResult, ExperimentResults, Step, save
@@ -103,8 +103,10 @@ class ExperimentRunner:
         out_dir: Path,
         machine: dict[str, Any],
         console: Console | None = None,
+        push_interval_s: float = 1.0,
     ) -> None:
         self.experiment = experiment
+        self.push_interval_s = push_interval_s
         self.runtime = runtime
         self.out_dir = out_dir
         self.console = console or Console()
@@ -113,18 +115,29 @@ class ExperimentRunner:
         self.prometheus = Prometheus(endpoints.prometheus)
         # Every answer the judge reads is kept (raw/), so each number can be rebuilt.
         self.recorder = RecordingPrometheus(self.prometheus)
-        self.reader = WindowReader(self.recorder, endpoints.scrape_interval_seconds)
+        self.reader = WindowReader(
+            self.recorder, endpoints.scrape_interval_seconds, push_interval_s
+        )
         self.host = HostCpu()
         budget = experiment.load_generator.cpus
         self.placement = None if budget is None else runtime.place_load_generator(budget)
         self.launcher = LocustLauncher(
-            endpoints, out_dir / "logs", self.placement, experiment.load_generator.workers
+            endpoints,
+            out_dir / "logs",
+            self.placement,
+            experiment.load_generator.workers,
+            push_interval_s,
         )
         self.results = ExperimentResults(
             name=experiment.name,
             plan=experiment.model_dump(mode="json"),
             runtime=runtime.name,
-            machine=machine,
+            # The scrape and push intervals too: replaying the raw series needs them (raw.py).
+            machine={
+                **machine,
+                "scrape_interval_s": endpoints.scrape_interval_seconds,
+                "push_interval_s": push_interval_s,
+            },
             started=time.time(),
         )
         self.current: LocustRun | None = None
@@ -188,15 +201,9 @@ class ExperimentRunner:
 
     def _check_windows(self) -> None:
         scrape = self.endpoints.scrape_interval_seconds
-        windows = {"capacity.window": self.experiment.capacity.window}
-        if self.experiment.workshop_view:
-            windows["workshop_view.window"] = self.experiment.workshop_view.window
-        for name, seconds in windows.items():
-            if seconds < 4 * scrape:
-                raise LabError(
-                    f"{name} is {seconds:g} s, under 4 scrape intervals ({4 * scrape:g} s): rate() "
-                    "would rest on too few samples; lengthen it or scrape more often"
-                )
+        problem = window_problem(self.experiment, scrape, self.push_interval_s)
+        if problem is not None:
+            raise LabError(problem)
 
     def _use_service_settings(self) -> None:
         """Replicas read API_ENGINE and API_BATCHING from the environment they start in."""

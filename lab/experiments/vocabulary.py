@@ -8,6 +8,7 @@ Locust run. Nothing is written twice.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -44,11 +45,37 @@ def range_of(seconds: float) -> str:
     return f"{max(1, round(seconds))}s"
 
 
+def _inlined(text: str, directory: Path = RULES_DIR) -> str:
+    """`text` with every recorded series it reads (a rule without a layer, such as the
+    edge's per-config router rates) replaced by that rule's own expression, so that its
+    window can be replaced too. A reference's matchers (`name{code=~"5.."}`) go into the
+    inner rule's selector: the labels they match pass through it unchanged."""
+    inner = {name: expr for (name, layer), expr in _rules(directory).items() if layer is None}
+    for name, expr in inner.items():
+        if RULE_WINDOW not in expr:
+            continue
+        pattern = re.compile(re.escape(name) + r"(\{[^}]*\})?(?![\w:])")
+
+        def inline(match: re.Match[str], expr: str = expr) -> str:
+            matchers = (match.group(1) or "{}")[1:-1].strip()
+            if matchers:
+                expr = re.sub(
+                    r"\{([^}]*)\}",
+                    lambda m: "{" + m.group(1) + ", " + matchers + "}",
+                    expr,
+                    count=1,
+                )
+            return f"({expr})"
+
+        text = pattern.sub(inline, text)
+    return text
+
+
 def windowed(
     record: str, window_s: float, layer: str | None = None, run_id: str | None = None
 ) -> str:
     """`record`'s expression over the last `window_s` seconds (one Locust run's only)."""
-    text = expression(record, layer)
+    text = _inlined(expression(record, layer))
     if RULE_WINDOW not in text:
         raise ValueError(f"{record} has no {RULE_WINDOW} window to replace")
     text = text.replace(RULE_WINDOW, f"[{range_of(window_s)}]")

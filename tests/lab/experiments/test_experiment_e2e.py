@@ -8,19 +8,25 @@ from pathlib import Path
 
 import pytest
 
+from lab.experiments.measure import WindowReader
+from lab.experiments.raw import ReplayPrometheus
+from lab.experiments.results import load
 from monitoring.prom import Prometheus
 from tests.lab.runtimes.native.lab import NativeLab
 from tests.support import PYTHON, REPO
 
 pytestmark = pytest.mark.slow
 
+# Locust pushes every 0.4 s here (LAB_PUSH_INTERVAL_SECONDS), so 20 pushes fit in 8 s.
+PUSH_INTERVAL = "0.4"
+
 TINY = """
 name: tiny
-description: Two small deployments, short windows, for the test suite.
+description: Two small deployments, one window per step, for the test suite.
 service: {engine: onnx, batching: "on"}
-target: {model: closed, users: 20, spawn_rate: 20, think_time: 0.2s, warmup: 4s, window: 10s}
-failover: {enabled: true, users: 10, think_time: 0.2s, duration: 10s, kill_after: 3s}
-capacity: {rates: [40, 80], step: 8s, settle: 2s, latency_budget: 1s, refine: 1}
+target: {arrival_rate: 40}
+failover: {enabled: true, users: 10, think_time: 0.2s, duration: 8s, kill_after: 2s}
+capacity: {rates: [40], settle: 1s, window: 8s, repeats: 1, latency_budget: 1s, refine: 0}
 configs:
   - {replicas: 1, cpus: 0.5, memory: 256m}
   - {replicas: 2, cpus: 0.5, memory: 256m}
@@ -28,11 +34,12 @@ configs:
 
 STARVED = """
 name: starved
-description: A load generator held to 0.15 CPU, users with no think time, a fast service.
+description: A load generator held to 0.15 CPU offering 300 arrivals/s to a fast service.
 service: {engine: onnx, batching: "on"}
-target: {model: closed, users: 50, spawn_rate: 50, think_time: 0s, warmup: 4s, window: 10s}
+target: {arrival_rate: 300}
 failover: {enabled: false}
 load_generator: {cpus: 0.15}
+capacity: {rates: [300], settle: 1s, window: 8s, repeats: 1, latency_budget: 1s, refine: 0}
 configs:
   - {replicas: 1, cpus: 1, memory: 512m}
 """
@@ -45,7 +52,13 @@ def run_experiment(lab: NativeLab, tmp_path: Path, plan: str, name: str) -> Path
     result = subprocess.run(
         [PYTHON, "-m", "lab", "experiment"],
         cwd=REPO,
-        env={**lab.env, "FILE": str(plan_file), "RESULTS_DIR": str(results), "RUNTIME": "native"},
+        env={
+            **lab.env,
+            "FILE": str(plan_file),
+            "RESULTS_DIR": str(results),
+            "RUNTIME": "native",
+            "LAB_PUSH_INTERVAL_SECONDS": PUSH_INTERVAL,
+        },
         capture_output=True,
         text=True,
         timeout=600,
@@ -53,6 +66,10 @@ def run_experiment(lab: NativeLab, tmp_path: Path, plan: str, name: str) -> Path
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (folder,) = [p for p in results.iterdir() if p.name.endswith(name)]
     return folder
+
+
+def lab_scrape_interval(lab: NativeLab) -> float:
+    return float(lab.env["LAB_SCRAPE_INTERVAL_SECONDS"])
 
 
 def fresh(prometheus: Prometheus, query: str, at: float) -> float:
@@ -71,12 +88,23 @@ def test_tiny_matrix_writes_every_file_and_matches_prometheus(
     assert data["status"] == "complete"
     assert [c["label"] for c in data["configs"]] == ["r1-c0.5-m256m", "r2-c0.5-m256m"]
     report = (folder / "report.md").read_text()
-    for heading in ("## 1.", "## 2.", "## 3.", "## 4."):
+    for heading in ("## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## Self-check"):
         assert heading in report
+    assert "checks hold" in report
+    # Every window measured again from the raw series alone gives the stored figures.
+    stored = load(folder)
+    reader = WindowReader(ReplayPrometheus(folder), lab_scrape_interval(lab), float(PUSH_INTERVAL))
+    windows = [m for c in stored.configs for s in c.steps for m in s.windows]
+    for m in windows:
+        again = reader.measure(m.config, m.run_id, m.start, m.end)
+        again.host_busy = m.host_busy
+        assert again == m
     for config in data["configs"]:
         assert config["failover"]["killed"].startswith("replica-")
         assert config["steps"], "the capacity search measured no step"
-        window = config["target"][0]
+        window = config["steps"][0]["windows"][0]
+        assert window["offered_rate"] == pytest.approx(40, rel=0.4)
+        assert window["host_busy"] is not None
         start, end, run = window["start"], window["end"], window["run_id"]
         span = f"{round(end - start)}s"
         selector = f'job="locust", run_id="{run}", name=~"POST /predict.*"'
@@ -103,6 +131,10 @@ def test_starved_generator_is_flagged(lab: NativeLab, tmp_path: Path) -> None:
     report = (folder / "report.md").read_text()
     assert "load generator saturated" in report
     assert "no (see flags)" in report
+    data = json.loads((folder / "results.json").read_text())
+    (config,) = data["configs"]
+    kinds = {f["kind"] for f in config["steps"][0]["flags"]}
+    assert "generator-saturated" in kinds
 
 
 def test_report_is_rebuilt_from_stored_results(tmp_path: Path) -> None:
@@ -111,8 +143,7 @@ def test_report_is_rebuilt_from_stored_results(tmp_path: Path) -> None:
     plan = {
         "description": "",
         "service": {"engine": "onnx", "batching": "on"},
-        "slo": {"error_ratio": 0.01, "p95_seconds": 1.0},
-        "target": {"model": "closed", "users": 1, "think_time": 1.0, "arrival_rate": 0},
+        "target": {"arrival_rate": 10},
     }
     stored = {"name": "stored", "plan": plan, "runtime": "native", "machine": {}, "started": 0}
     (results / "results.json").write_text(json.dumps({**stored, "configs": []}))
