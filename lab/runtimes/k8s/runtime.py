@@ -11,6 +11,7 @@ workers); the experiments' own Locust reaches the stack through `endpoints`.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -66,6 +67,11 @@ def memory_bytes(quantity: str | None) -> int | None:
     if not match:
         return None
     return round(float(match.group(1)) * _MEMORY_UNITS[match.group(2) or ""])
+
+
+def as_list(documents: list[dict[str, Any]]) -> str:
+    """Objects as one JSON `List`, what `kubectl apply/delete --filename -` reads."""
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": documents})
 
 
 class K8sRuntime(Runtime):
@@ -130,9 +136,7 @@ class K8sRuntime(Runtime):
 
     def _apply(self, deployment: Deployment) -> None:
         documents = self.render(deployment)
-        self.kubectl.run(
-            ["apply", "--filename", "-"], stdin=yaml.safe_dump_all(documents), namespace=None
-        )
+        self.kubectl.run(["apply", "--filename", "-"], stdin=as_list(documents), namespace=None)
 
     def up(self, deployment: Deployment) -> None:
         self.say(f"applying the lab to the cluster ({deployment.label})")
@@ -210,7 +214,7 @@ class K8sRuntime(Runtime):
         documents = self.render(self.current() or self.configured())
         self.kubectl.run(
             ["delete", "--filename", "-", "--ignore-not-found", "--wait=false"],
-            stdin=yaml.safe_dump_all(documents),
+            stdin=as_list(documents),
             namespace=None,
         )
         return (

@@ -3,9 +3,10 @@
 It keeps the lab's Deployments and the API's pods in a JSON file, answers the commands
 the Kubernetes runtime uses (version, get --raw /readyz, kustomize, apply, get, rollout
 status/restart, delete, set env, scale, top, logs, port-forward) and records every call,
-with the objects it was given on standard input. A tiny controller keeps the API's pods
-at the Deployment's replica count and template: a changed template replaces them, a
-deleted pod is replaced by a new one that turns ready at the next listing.
+with the objects it was given on standard input (a JSON List, as the runtime sends). A
+tiny controller keeps the API's pods at the Deployment's replica count and template: a
+changed template replaces them, a deleted pod is replaced by a new one that turns ready
+at the next listing. Standard library only.
 
 Behaviour is set with environment variables:
   FAKE_KUBECTL_DIR         folder of state.json and calls.jsonl (required)
@@ -25,8 +26,6 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 NO_CLUSTER = (
     "The connection to the server localhost:8080 was refused - did you specify the right "
@@ -131,7 +130,7 @@ def main() -> None:
         args = args[2:]
     state = load()
     stdin = sys.stdin.read() if "-" in args and "--filename" in args else ""
-    objects = [d for d in yaml.safe_load_all(stdin) if d] if stdin else []
+    objects = json.loads(stdin)["items"] if stdin else []
     with (root() / "calls.jsonl").open("a") as calls:
         record = {"argv": argv, "args": args, "options": options, "objects": objects}
         calls.write(json.dumps(record) + "\n")
