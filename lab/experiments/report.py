@@ -479,16 +479,11 @@ def _model(results: ExperimentResults) -> list[str]:
             ],
         )
         lines.append("")
-        if measured is not None and measured.knee_rps is not None:
-            error = prediction["predicted_knee"] / measured.knee_rps - 1
-            bound = (
-                ""
-                if measured.knee_upper_rps is not None
-                else " (the measured knee is a lower bound)"
-            )
+        if measured is not None:
             lines.append(
-                f"The model's smallest deployment for {target:g} req/s was {prediction['label']}: "
-                f"it {verdict} the target; predicted knee off by {error:+.0%}{bound}."
+                f"The model's smallest deployment for {target:g} req/s was "
+                f"{prediction['label']}: it {verdict} the target. "
+                + _prediction_error(prediction["predicted_knee"], measured)
             )
         if prediction.get("extrapolated"):
             lines.append(
@@ -509,6 +504,36 @@ def _model(results: ExperimentResults) -> list[str]:
                 "reports predicted against measured."
             )
     return lines
+
+
+def _prediction_error(predicted: float, measured: ConfigResult) -> str:
+    """Where the predicted knee falls against the measured bracket [knee, first failure)."""
+    low, high = measured.knee_rps, measured.knee_upper_rps
+    if low is None:
+        return (
+            f"Predicted knee {predicted:,.0f}, but no step was sustained (the lowest failed "
+            f"at {high:g}/s): the model is optimistic by at least "
+            f"{predicted / (high or 1) - 1:.0%}."
+        )
+    if predicted < low:
+        return (
+            f"Predicted knee {predicted:,.0f}, measured at least {low:g}: the model is "
+            f"pessimistic by at least {low / predicted - 1:.0%}."
+        )
+    if high is None:
+        return (
+            f"Predicted knee {predicted:,.0f}; every step up to {low:g}/s was sustained, so "
+            "the measured knee is a lower bound and the prediction is not contradicted."
+        )
+    if predicted < high:
+        return (
+            f"Predicted knee {predicted:,.0f} lies inside the measured bracket [{low:g}, "
+            f"{high:g}): the prediction holds at this resolution."
+        )
+    return (
+        f"Predicted knee {predicted:,.0f}, but {high:g}/s already failed: the model is "
+        f"optimistic by at least {predicted / high - 1:.0%}."
+    )
 
 
 def _one_vs_several(results: ExperimentResults) -> list[str]:

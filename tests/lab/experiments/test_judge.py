@@ -141,3 +141,26 @@ def test_host_cpu_comes_from_proc_stat(tmp_path: Path) -> None:
     samples = [(0.0, 150, 1000), (1.0, 300, 1200), (2.0, 450, 1400)]
     assert busy_share(samples, 0.0, 2.0) == pytest.approx(300 / 400)
     assert busy_share(samples, 1.5, 1.9) is None
+
+
+def test_recorded_answers_replay_offline_and_the_same_records_give_the_same_bytes(
+    tmp_path: Path,
+) -> None:
+    from lab.experiments.raw import QUERIES, RAW_DIR, RecordingPrometheus, ReplayPrometheus
+    from monitoring.prom import Sample
+
+    class Live:
+        def query(self, promql: str, time: float | None = None) -> list[Sample]:
+            return [Sample({"config": "r1"}, float(len(promql)) + (time or 0))]
+
+    recorder = RecordingPrometheus(Live())  # type: ignore[arg-type]
+    answer = recorder.query("sum(rate(x[20s]))", time=100.0004)
+    recorder.save(tmp_path)
+    first = (tmp_path / RAW_DIR / QUERIES).read_bytes()
+    recorder.save(tmp_path)
+
+    assert (tmp_path / RAW_DIR / QUERIES).read_bytes() == first
+    replay = ReplayPrometheus(tmp_path)
+    assert replay.query("sum(rate(x[20s]))", time=100.0004) == answer
+    with pytest.raises(KeyError, match="not in the raw series"):
+        replay.query("up", time=1.0)
