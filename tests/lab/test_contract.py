@@ -12,6 +12,7 @@ import pytest
 from lab.errors import LabError
 from lab.runtimes.contract import Runtime, UnsupportedError
 from lab.runtimes.docker.runtime import DockerRuntime
+from lab.runtimes.k8s.runtime import K8sRuntime
 from lab.runtimes.docker.settings import DockerSettings
 from lab.runtimes.native.runtime import NativeRuntime
 from tests.support import PYTHON, REPO
@@ -31,7 +32,7 @@ def test_the_contract_declares_every_ability_the_lab_uses() -> None:
         assert inspect.signature(method).return_annotation != inspect.Signature.empty, name
 
 
-@pytest.mark.parametrize("runtime", [NativeRuntime, DockerRuntime])
+@pytest.mark.parametrize("runtime", [NativeRuntime, DockerRuntime, K8sRuntime])
 def test_each_runtime_implements_every_ability(runtime: type[Runtime]) -> None:
     assert not runtime.__abstractmethods__
     for name in ABILITIES:

@@ -23,11 +23,8 @@ PROGRAMS = {
     "prometheus-pushgateway": ["prometheus-pushgateway"],
     "wrk": ["wrk"],
 }
-# What `install.sh --test` adds: the browser of the dashboard test and kubectl.
-TEST_PROGRAMS = {
-    "chromium": ["chromium"],
-    "kubernetes-client": ["kubectl"],
-}
+# What `install.sh --test` adds: the browser of the dashboard test.
+TEST_PROGRAMS = {"chromium": ["chromium"]}
 # What the script itself calls besides bash builtins.
 TOOLS = ["bash", "sort", "chmod", "rm", "cat", "touch", "mkdir", "tail", "env"]
 
@@ -44,7 +41,6 @@ if [ "$1" = "install" ]; then
       prometheus-pushgateway) programs="prometheus-pushgateway" ;;
       wrk) programs="wrk" ;;
       chromium) programs="chromium" ;;
-      kubernetes-client) programs="kubectl" ;;
       *) programs="" ;;
     esac
     for program in $programs; do
@@ -137,7 +133,7 @@ def test_install_on_a_fresh_machine_installs_the_programs_and_exits_zero(
     assert not machine.policy.exists()
 
 
-def test_install_for_the_tests_adds_the_browser_and_kubectl(machine: Machine) -> None:
+def test_install_for_the_tests_adds_the_browser(machine: Machine) -> None:
     result = machine.run("--test")
 
     assert result.returncode == 0, result.stderr
