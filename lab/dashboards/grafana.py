@@ -161,11 +161,19 @@ class Builtins:
     range: float
 
     @classmethod
-    def compute(cls, range_seconds: float, points: int, scrape_interval: float) -> Builtins:
-        """As Grafana does for a panel `points` pixels wide showing `range_seconds`, with
-        the datasource's scrape interval (its `timeInterval`) as the lower limit;
-        `$__rate_interval` is max(interval + scrape interval, 4 x scrape interval)."""
-        interval = max(round_interval(range_seconds / max(points, 1)), scrape_interval)
+    def compute(
+        cls,
+        range_seconds: float,
+        points: int,
+        scrape_interval: float,
+        min_interval: float | None = None,
+    ) -> Builtins:
+        """As Grafana does for a panel `points` pixels wide showing `range_seconds`: the
+        lower limit is the panel's or query's min interval when it sets one, else the
+        datasource's scrape interval (its `timeInterval`); `$__rate_interval` is
+        max(interval + scrape interval, 4 x scrape interval)."""
+        low = scrape_interval if min_interval is None else min_interval
+        interval = max(round_interval(range_seconds / max(points, 1)), low)
         rate_interval = max(interval + scrape_interval, 4 * scrape_interval)
         return cls(interval=interval, rate_interval=rate_interval, range=range_seconds)
 

@@ -110,27 +110,47 @@ def panel_spec(
     if panel["type"] == "row":
         return spec
     points = max(1, round(request.width * grid.get("w", GRID_COLUMNS) / GRID_COLUMNS))
-    builtins = grafana.Builtins.compute(request.range_seconds, points, scrape_interval)
-    text = builtins.as_text()
+    panel_min = min_interval(panel.get("interval"))
+
+    def builtins(target: Mapping[str, Any]) -> grafana.Builtins:
+        # A query's own min interval (Grafana's "Min step") wins over the panel's.
+        wanted = min_interval(target.get("interval"))
+        return grafana.Builtins.compute(
+            request.range_seconds,
+            points,
+            scrape_interval,
+            wanted if wanted is not None else panel_min,
+        )
+
+    targets = [t for t in panel.get("targets", []) if t.get("expr") and not t.get("hide")]
     spec.update(
         fieldConfig=panel.get("fieldConfig", {}),
         options=panel.get("options", {}),
         transformations=panel.get("transformations", []),
-        interval=builtins.interval,
+        interval=grafana.Builtins.compute(
+            request.range_seconds, points, scrape_interval, panel_min
+        ).interval,
         targets=[
             {
                 "refId": target.get("refId", "A"),
-                "expr": grafana.interpolate(target["expr"], values, text),
+                "expr": grafana.interpolate(target["expr"], values, builtins(target).as_text()),
+                "step": builtins(target).interval,
                 "legendFormat": target.get("legendFormat", ""),
                 "instant": bool(target.get("instant")),
                 "exemplar": bool(target.get("exemplar")),
                 "format": target.get("format", "time_series"),
             }
-            for target in panel.get("targets", [])
-            if target.get("expr") and not target.get("hide")
+            for target in targets
         ],
     )
     return spec
+
+
+def min_interval(text: str | None) -> float | None:
+    """A panel's or query's min interval (`10s`; Grafana also accepts `>10s`), if set."""
+    if not text:
+        return None
+    return parse_duration(text.lstrip(">"))
 
 
 async def dashboard_spec(

@@ -91,9 +91,14 @@ def cgroup_only(panel: dict[str, Any]) -> bool:
 
 @pytest.mark.parametrize("dashboard", grafana.dashboards(), ids=lambda d: d["uid"])
 def test_every_panel_draws_data_in_chromium(loaded: LoadedLab, dashboard: dict[str, Any]) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    screenshot = ARTIFACTS / f"dashboard-{dashboard['uid']}.png"
+    screenshot.unlink(missing_ok=True)
     url = f"{loaded.lab.dashboards}/d/{dashboard['uid']}?range={RANGE}&refresh=off"
-    result = browse(url, "--dump-dom")
+    # One browser run both prints the DOM and keeps the picture a person can look at.
+    result = browse(url, "--dump-dom", f"--screenshot={screenshot}")
     assert result.returncode == 0, result.stderr[-2000:]
+    assert png_size(screenshot) == WINDOW
     dom = PageDom()
     dom.feed(result.stdout)
     cgroups_off = loaded.lab.state()["cgroup_mode"] == "off"
@@ -119,19 +124,6 @@ def test_every_panel_draws_data_in_chromium(loaded: LoadedLab, dashboard: dict[s
     assert all(int(p["data-exemplars"]) > 0 for p in exemplar_panels)
     assert len(dom.trace_links) >= len(exemplar_panels)
     assert all(re.fullmatch(r"[0-9a-f]{32}", link) for link in dom.trace_links)
-
-
-@pytest.mark.parametrize("dashboard", grafana.dashboards(), ids=lambda d: d["uid"])
-def test_dashboard_screenshot_is_kept(loaded: LoadedLab, dashboard: dict[str, Any]) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"dashboard-{dashboard['uid']}.png"
-    path.unlink(missing_ok=True)
-    url = f"{loaded.lab.dashboards}/d/{dashboard['uid']}?range={RANGE}&refresh=off"
-
-    result = browse(url, f"--screenshot={path}")
-
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert png_size(path) == WINDOW
 
 
 def test_exemplar_trace_link_opens_the_trace_view(loaded: LoadedLab) -> None:

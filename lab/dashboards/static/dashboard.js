@@ -179,7 +179,7 @@
         }
       } else {
         const data = await prom("query_range", {
-          query: target.expr, start: spec.start, end: spec.end, step: panel.interval,
+          query: target.expr, start: spec.start, end: spec.end, step: target.step,
         });
         for (const r of data.result) {
           series.push({
@@ -601,7 +601,8 @@
     const ctx = canvas.getContext("2d");
     ctx.scale(ratio, ratio);
     const left = 64, bottom = 18, plotW = width - left - 6, plotH = height - bottom - 4;
-    const cellW = plotW / Math.max(1, (spec.end - spec.start) / panel.interval);
+    const step = panel.targets.length ? panel.targets[0].step : panel.interval;
+    const cellW = plotW / Math.max(1, (spec.end - spec.start) / step);
     const cellH = plotH / rows.length;
     const xOf = (t) => left + ((t - spec.start) / (spec.end - spec.start)) * plotW;
     rows.forEach((r, k) => {

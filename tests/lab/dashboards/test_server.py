@@ -204,3 +204,20 @@ def test_trace_view_draws_the_stored_span_tree(tmp_path: Path, seen: list[httpx.
     assert 'data-state="found"' in found.text
     assert other.status_code == 404
     assert "is not in the trace files" in other.text
+
+
+def test_a_panel_min_interval_raises_the_step_and_interval() -> None:
+    panel = {
+        "type": "heatmap",
+        "title": "h",
+        "interval": "10s",
+        "gridPos": {"x": 0, "y": 0, "w": 12, "h": 8},
+        "targets": [{"refId": "A", "expr": "increase(x[$__interval])"}],
+    }
+    request = spec.Request(end=1000.0, range_seconds=300, chosen={}, width=1600)
+
+    drawn = spec.panel_spec(panel, {}, request, scrape_interval=1)
+
+    assert drawn["targets"][0]["expr"] == "increase(x[10s])"
+    assert drawn["targets"][0]["step"] == 10
+    assert drawn["interval"] == 10
