@@ -24,7 +24,12 @@ from tests.support import PYTHON, REPO, wait_until
 
 pytestmark = pytest.mark.slow
 
-HEALTH = {"traefik": "/ping", "prometheus": "/-/ready", "pushgateway": "/-/ready"}
+HEALTH = {
+    "traefik": "/ping",
+    "prometheus": "/-/ready",
+    "pushgateway": "/-/ready",
+    "dashboards": "/-/ready",
+}
 
 
 @pytest.fixture(scope="module")
