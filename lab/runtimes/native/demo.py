@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from rich.console import Console
 
+from lab.dashboards.grafana import DASHBOARD_DIR, load_dashboard
 from lab.runtimes.demo import burst, served_per_replica
 from lab.runtimes.native.stack import NativeStack
 from monitoring.prom import Prometheus
@@ -38,13 +39,15 @@ def demo(stack: NativeStack, count: int = 600) -> None:
         console.print(f"  {replica}: {value:.0f}")
 
     dashboards = s.url(state.ports.get("dashboards", s.dashboard_port))
+    # The overview's address from its file, so a changed uid cannot print a dead link.
+    overview = load_dashboard(DASHBOARD_DIR / "capacity-overview.json")["uid"]
     graph = (
         f"{prometheus.page('graph')}?g0.expr={quote(PER_REPLICA_RPS)}&g0.tab=0&g0.range_input=15m"
     )
     console.print(
         f"""
 [bold]Where to look[/bold]
-  Dashboards             {dashboards}/d/lab-capacity    all four: {dashboards}/
+  Dashboards             {dashboards}/d/{overview}    all: {dashboards}/
   API (through Traefik)  {api}/    POST {api}/predict    docs {api}/docs
   Traefik dashboard      {s.url(s.traefik_port)}/dashboard/
   Prometheus             {s.url(s.prometheus_port)}   targets {prometheus.page("targets")}

@@ -33,6 +33,7 @@ def test_make_demo_runs_to_the_end(model_dir: Path, tmp_path: Path) -> None:
         assert "replica-2:" in demo.stdout
         assert "Where to look" in demo.stdout
         assert f"http://127.0.0.1:{lab.ports['traefik']}/dashboard/" in demo.stdout
+        assert f"http://127.0.0.1:{lab.ports['dashboards']}/d/lab-capacity" in demo.stdout
         assert "make down" in demo.stdout
         assert_every_printed_url_answers(demo.stdout)
     finally:
