@@ -180,6 +180,13 @@ class NativeStack:
     def _start_component(
         self, state: State, name: str, command: list[str], port: int, health: str
     ) -> Component:
+        component = self._spawn_new_component(state, name, command, port, health)
+        self._wait_component(state, component)
+        return component
+
+    def _spawn_new_component(
+        self, state: State, name: str, command: list[str], port: int, health: str
+    ) -> Component:
         component = Component(
             name=name,
             port=port,
@@ -190,16 +197,18 @@ class NativeStack:
         state.components[name] = component
         self.spawn_component(component)
         self._save(state)
+        return component
+
+    def _wait_component(self, state: State, component: Component) -> None:
         wait_for(
             lambda: self.is_ready(component),
             timeout=self.settings.ready_timeout_seconds,
-            what=f"{name} on port {port}",
+            what=f"{component.name} on port {component.port}",
             proc=component.proc,
         )
         component.status = "running"
         self._save(state)
-        self.event(f"started {name} pid {component.proc.pid} on port {port}")
-        return component
+        self.event(f"started {component.name} pid {component.proc.pid} on port {component.port}")
 
     def _start_pushgateway(self, state: State, binary: str) -> Component:
         s = self.settings
@@ -228,9 +237,10 @@ class NativeStack:
         ]
         return self._start_component(state, "prometheus", command, s.prometheus_port, "/-/ready")
 
-    def _start_dashboards(self, state: State) -> Component:
+    def _spawn_dashboards(self, state: State) -> Component:
         """The dashboard server (lab/dashboards/), reading this stack's Prometheus and the
-        replicas' trace files."""
+        replicas' trace files. Not waited for here: it starts while the replicas load
+        their model, and `up` waits for it at the end."""
         s = self.settings
         command = [
             sys.executable,
@@ -242,7 +252,7 @@ class NativeStack:
             f"--scrape-interval={s.scrape_interval_seconds}",
             f"--trace-dir={self.files.traces}",
         ]
-        return self._start_component(state, "dashboards", command, s.dashboard_port, "/-/ready")
+        return self._spawn_new_component(state, "dashboards", command, s.dashboard_port, "/-/ready")
 
     def _start_traefik(self, state: State, binary: str) -> Component:
         command = [binary, f"--configFile={self.files.traefik_static}"]
@@ -546,7 +556,7 @@ class NativeStack:
                 self._save(state)
                 self._start_pushgateway(state, binaries.pushgateway)
                 self._start_prometheus(state, binaries.prometheus)
-                self._start_dashboards(state)
+                dashboards = self._spawn_dashboards(state)
                 created = self._new_replicas(state, deployment.replicas, deployment)
                 for replica in created:
                     with self.console.status(f"waiting for {replica.name} to load its model"):
@@ -556,6 +566,7 @@ class NativeStack:
                 self._start_traefik(state, binaries.traefik)
                 self._wait_traefik([r.port for r in state.serving()], [])
                 self._wait_prometheus_targets({r.name for r in state.serving()})
+                self._wait_component(state, dashboards)
                 self._start_supervisor(state)
             except BaseException:
                 self._teardown(state)
