@@ -79,6 +79,10 @@ status: ## Every component and replica: pid, port, health, limits, CPU and memor
 .PHONY: stats
 stats: status ## Workshop alias of status: per-replica CPU and memory
 
+.PHONY: watch
+watch: ## Live terminal table of the SLO numbers per config and per replica, every scrape (Ctrl-C ends)
+	@$(LAB) watch
+
 .PHONY: logs
 logs: ## Follow the logs of every component
 	$(LAB) logs
