@@ -154,6 +154,11 @@ test: ## Run every test, the slow integration ones included (what CI runs); inst
 	@scripts/install.sh --test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+.PHONY: rule-tests
+rule-tests: install ## Rewrite prometheus/tests from tests/static/rule_cadence.py (2 s and 5 s cadence) and run promtool on them
+	$(PY) -m tests.static.rule_cadence
+	promtool test rules prometheus/tests/*.yml
+
 .PHONY: test-fast
 test-fast: install ## Run the tests that start no processes
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
