@@ -88,7 +88,7 @@ def _knee_text(config: ConfigResult) -> str:
     if config.knee_rps is None:
         return "none" if config.steps else "-"
     prefix = "" if config.knee_upper_rps is not None else ">= "
-    return f"{prefix}{config.knee_rps:,.0f}"
+    return f"{prefix}{config.knee_rps:,g}"
 
 
 def _margin(config: ConfigResult, rate: float) -> str:
@@ -114,8 +114,9 @@ def _method(results: ExperimentResults) -> str:
     return (
         f"each step: {plan['settle']:g} s of warm-up, then {plan['repeats']} windows of "
         f"{plan['window']:g} s; the median decides, [min-max] shows the spread; a step "
-        f"whose windows disagree (verdicts differ, or achieved rates more than "
-        f"{plan['tolerance']:.0%} apart) is measured once more, then flagged"
+        f"whose windows disagree (verdicts differ, or the shares of their arrivals they "
+        f"completed lie more than {plan['tolerance']:.0%} apart) is measured once more in "
+        "its own run, then flagged"
     )
 
 
