@@ -83,6 +83,11 @@ stats: status ## Workshop alias of status: per-replica CPU and memory
 watch: ## Live terminal table of the SLO numbers per config and per replica, every scrape (Ctrl-C ends)
 	@$(LAB) watch
 
+.PHONY: trace
+trace: ## Span tree of one sampled request (client, replica, model) with durations: make trace ID=<trace id of an exemplar>
+	@test -n "$(ID)" || { echo "make trace needs ID=<32 hex digits>, e.g. an exemplar's trace_id (dashboards' Traces: links)" >&2; exit 2; }
+	@$(LAB) trace '$(ID)'
+
 .PHONY: logs
 logs: ## Follow the logs of every component
 	$(LAB) logs
