@@ -98,6 +98,9 @@ class ApiSettings(BaseSettings):
     # Past this size the file becomes <file>.1 (replacing the older one) and a new one
     # starts: at most twice this on disk. 1 % of 10,000 requests/s is ~40 KB/s of spans.
     traces_file_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096)
+    # Tracked allocations (net of deallocations) between two collections of the garbage
+    # collector's young generation; Python's default is 700. api/serve.py says why more.
+    gc_young_threshold: int = Field(default=10_000, ge=100, le=1_000_000)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
     # Deployment identity, set by the runtimes: replica name, config label, limits.

@@ -241,6 +241,10 @@ def servers(port: int, model_dir: Path, otlp: str) -> tuple[list[Server], list[S
             uvicorn("bench.targets:fixed_app", port, "--factory", *uvloop),
         ),
         lever("on uvloop", API_LOOP="uvloop"),
+        lever(
+            "Python's default GC threshold (API_GC_YOUNG_THRESHOLD=700)",
+            API_GC_YOUNG_THRESHOLD="700",
+        ),
         lever("ONNX inline, no batching", API_BATCHING="off"),
         lever(
             "FastAPI route with the stock instrumentator middleware",
