@@ -17,6 +17,7 @@ them share CPU 0, and the results say so.
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import tempfile
 import time
@@ -58,6 +59,8 @@ class EdgePoint:
     # Traefik's CPU seconds per 1,000 requests answered (None when direct).
     traefik_cpu_s_per_1000: float | None
     traefik_cores: float | None
+    # Which repetition of this point this is, from 1.
+    run: int = 1
 
 
 def _cpu_seconds(pids: list[int]) -> float:
@@ -239,33 +242,23 @@ def run_edge(settings: Any, progress: Progress, task: TaskID) -> dict[str, Any]:
         traefik = Traefik(Path(work), PROXY_CPU)
         try:
             first_port, first_pid = replica("edge-1")
-            progress.update(task, description="edge: one replica, direct")
-            points.append(
-                _measure(
-                    "1 replica, direct",
-                    first_port,
-                    [first_pid],
-                    None,
-                    settings.seconds,
-                    settings.warmup_seconds,
-                )
-            )
-            progress.advance(task)
             traefik.route([first_port])
             traefik.start()
             traefik.wait_serving([first_port])
-            progress.update(task, description="edge: one replica through Traefik")
-            points.append(
-                _measure(
-                    "1 replica through Traefik",
-                    traefik.port,
-                    [first_pid],
-                    traefik,
-                    settings.seconds,
-                    settings.warmup_seconds,
-                )
-            )
-            progress.advance(task)
+            # The same replica direct and through Traefik, alternating, so that a change
+            # in the host's load lands on both sides of each ratio.
+            for repeat in range(1, settings.repeats + 1):
+                for name, port, proxy in (
+                    ("1 replica, direct", first_port, None),
+                    ("1 replica through Traefik", traefik.port, traefik),
+                ):
+                    progress.update(task, description=f"edge: {name}")
+                    point = _measure(
+                        name, port, [first_pid], proxy, settings.seconds, settings.warmup_seconds
+                    )
+                    point.run = repeat
+                    points.append(point)
+                    progress.advance(task)
             second_port, second_pid = replica("edge-2")
             traefik.route([first_port, second_port])
             traefik.wait_serving([first_port, second_port])
@@ -288,19 +281,31 @@ def run_edge(settings: Any, progress: Progress, task: TaskID) -> dict[str, Any]:
             for group in groups:
                 cgroups.remove(group)
             cgroups.remove_lab_folders(plan.roots)
-    direct, one, two = points
-    efficiency = (
-        round(one.rps_per_replica_core / direct.rps_per_replica_core, 3)
-        if direct.rps_per_replica_core
-        else None
-    )
+    return summarize_edge(points, placement, cpus if plan.enabled else None)
+
+
+def summarize_edge(
+    points: list[EdgePoint], placement: str, replica_cpus: float | None
+) -> dict[str, Any]:
+    """The edge results: every point, the efficiency through Traefik (median of the paired
+    runs, and each run's) and the scaling from one replica to two."""
+    direct = [p for p in points if p.replicas == 1 and not p.through_traefik]
+    one = [p for p in points if p.replicas == 1 and p.through_traefik]
+    two = [p for p in points if p.replicas == 2]
+    ratios = [
+        t.rps_per_replica_core / d.rps_per_replica_core
+        for d, t in zip(direct, one, strict=True)
+        if d.rps_per_replica_core
+    ]
+    one_rps = statistics.median(p.rps for p in one) if one else 0.0
     return {
         "placement": placement,
-        "replica_cpus": cpus if plan.enabled else None,
+        "replica_cpus": replica_cpus,
         "connections": CONNECTIONS,
         "points": [asdict(p) for p in points],
-        "efficiency": efficiency,
-        "scaling_1_to_2": round(two.rps / one.rps, 3) if one.rps else None,
+        "efficiency": round(statistics.median(ratios), 3) if ratios else None,
+        "efficiency_runs": [round(r, 3) for r in ratios],
+        "scaling_1_to_2": round(two[0].rps / one_rps, 3) if two and one_rps else None,
     }
 
 
@@ -309,9 +314,9 @@ def edge_markdown(edge: dict[str, Any]) -> list[str]:
     lines = [
         f"Through Traefik ({edge['connections']} connections; {edge['placement']}):",
         "",
-        "| point | requests/s | P50 | P99 | errors | replica cores used | requests/s per "
-        "replica core | Traefik cores | Traefik CPU s per 1,000 requests |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| point | run | requests/s | P50 | P99 | errors | replica cores used | requests/s "
+        "per replica core | Traefik cores | Traefik CPU s per 1,000 requests |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for p in edge["points"]:
         traefik = (
@@ -320,15 +325,17 @@ def edge_markdown(edge: dict[str, Any]) -> list[str]:
             else "- | -"
         )
         lines.append(
-            f"| {p['name']} | {p['rps']:,.0f} | {p['p50_ms']:.2f} ms | {p['p99_ms']:.2f} ms | "
+            f"| {p['name']} | {p.get('run', 1)} | {p['rps']:,.0f} | {p['p50_ms']:.2f} ms | "
+            f"{p['p99_ms']:.2f} ms | "
             f"{p['errors']} | {p['replica_cores']:.2f} | {p['rps_per_replica_core']:,.0f} | "
             f"{traefik} |"
         )
     if edge.get("efficiency") is not None:
         lines += [
             "",
-            f"Through Traefik a replica serves **{edge['efficiency']:.0%}** of the requests/s "
-            "per core it serves direct; two replicas serve "
+            f"Through Traefik a replica serves **{edge['efficiency']:.0%}** (median; runs: "
+            f"{', '.join(f'{r:.0%}' for r in edge.get('efficiency_runs', []))}) of the "
+            "requests/s per core it serves direct; two replicas serve "
             f"**{edge['scaling_1_to_2']:.2f}x** what one serves through Traefik.",
         ]
     return lines

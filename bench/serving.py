@@ -277,7 +277,8 @@ def run(settings: ServingBenchSettings, console: Console) -> dict[str, Any]:
     edge_result: dict[str, Any] | None = None
     try:
         with Progress(console=console, transient=True) as progress:
-            task = progress.add_task("benchmark", total=len(plan) + (3 if settings.edge else 0))
+            edge_points = 2 * settings.repeats + 1 if settings.edge else 0
+            task = progress.add_task("benchmark", total=len(plan) + edge_points)
             current: Server | None = None
             process: subprocess.Popen[bytes] | None = None
             for server, connections, repeat in plan:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from bench.edge import EdgePoint, edge_markdown, summarize_edge
 from bench.serving import Point, ServingBenchSettings, markdown, summarize
 from bench.targets import bare_asgi, fixed_app, naive_app
 
@@ -97,3 +98,43 @@ def test_an_error_fails_the_ceiling_goal_whatever_the_speed() -> None:
 
     assert next(iter(result["goals"].values())) is False
     assert "Traefik" not in " ".join(result["goals"])
+
+
+def edge_point(replicas: int, through: bool, rps: float, cores: float, run: int = 1) -> EdgePoint:
+    return EdgePoint(
+        name=f"{replicas} {'through Traefik' if through else 'direct'}",
+        replicas=replicas,
+        through_traefik=through,
+        rps=rps,
+        p50_ms=10.0,
+        p99_ms=20.0,
+        errors=0,
+        replica_cores=cores,
+        rps_per_replica_core=rps / cores,
+        traefik_cpu_s_per_1000=0.15 if through else None,
+        traefik_cores=0.3 if through else None,
+        run=run,
+    )
+
+
+def test_edge_efficiency_is_the_median_of_paired_runs_per_replica_core() -> None:
+    points = [
+        edge_point(1, False, 2000, 0.25),
+        edge_point(1, True, 1800, 0.25),
+        # A replica that could not use its whole quota through Traefik: per core it
+        # served as much as direct, whatever its requests/s.
+        edge_point(1, False, 2000, 0.25, run=2),
+        edge_point(1, True, 1600, 0.20, run=2),
+        edge_point(1, False, 2000, 0.25, run=3),
+        edge_point(1, True, 1400, 0.25, run=3),
+        edge_point(2, True, 3400, 0.5),
+    ]
+
+    edge = summarize_edge(points, "replicas on CPU 0", 0.25)
+
+    assert edge["efficiency_runs"] == [0.9, 1.0, 0.7]
+    assert edge["efficiency"] == 0.9
+    assert edge["scaling_1_to_2"] == 2.125
+    text = "\n".join(edge_markdown(edge))
+    assert "**90%** (median; runs: 90%, 100%, 70%)" in text
+    assert "**2.12x**" in text
