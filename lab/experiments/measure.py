@@ -193,7 +193,9 @@ class WindowReader:
             f"max(max_over_time(locust_cpu_percent{{{run}}}[{w}]))", end
         )
         result.users_max = self._one(f"max(max_over_time(locust_users{{{run}}}[{w}]))", end)
-        result.offered_rate = self._one(f"sum(rate(locust_arrivals_total{{{run}}}[{w}]))", end)
+        # With workers, each pushes its own arrivals and the master pushes their total:
+        # the largest series is the run's (a single process pushes only one).
+        result.offered_rate = self._one(f"max(rate(locust_arrivals_total{{{run}}}[{w}]))", end)
         result.client_all_rps = self._one(f"sum(rate(locust_requests_total{{{run}}}[{w}]))", end)
         cpu_mean = self._one(f"sum(avg_over_time(locust_cpu_percent{{{run}}}[{w}]))", end)
         result.generator_cpu_mean = cpu_mean
