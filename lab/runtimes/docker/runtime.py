@@ -15,7 +15,6 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
 
 from lab.core import Deployment, format_cpus, format_memory
 from lab.errors import LabError
@@ -38,10 +37,7 @@ from lab.runtimes.docker.settings import (
     DockerSettings,
 )
 from lab.runtimes.docker.status import render
-
-
-class Targets(Protocol):
-    def targets(self) -> list[dict[str, Any]]: ...
+from lab.runtimes.scrape import Targets, wait_scraped
 
 
 def deployment_env(deployment: Deployment) -> dict[str, str]:
@@ -238,33 +234,17 @@ class DockerRuntime(Runtime):
                 f"expected {deployment.replicas} replica(s) of {deployment.label}, found "
                 + ", ".join(f"{c.replica} ({c.config}, {c.state})" for c in replicas)
             )
-        self._wait_scraped({c.replica for c in replicas}, deployment.label)
+        wait_scraped(
+            self.prometheus,
+            SERVICE,
+            {c.replica for c in replicas},
+            deployment.label,
+            timeout_seconds=self.settings.ready_timeout_seconds,
+            poll_seconds=self.settings.poll_interval_seconds,
+            sleep=self.sleep,
+            clock=self.clock,
+        )
         self.say(f"{deployment.label}: {deployment.replicas} replica(s) healthy and scraped")
-
-    def _wait_scraped(self, names: set[str], label: str) -> None:
-        """Prometheus' api targets are exactly these replicas, all up and labelled."""
-        deadline = self.clock() + self.settings.ready_timeout_seconds
-        seen: dict[str, str] = {}
-        while True:
-            try:
-                targets = [
-                    t for t in self.prometheus.targets() if t["labels"].get("job") == SERVICE
-                ]
-                seen = {
-                    t["labels"].get("replica", ""): f"{t['health']}, {t['labels'].get('config')}"
-                    for t in targets
-                }
-            except LabError:
-                seen = {}
-            if seen == {name: f"up, {label}" for name in names}:
-                return
-            if self.clock() >= deadline:
-                raise LabError(
-                    f"Prometheus does not scrape the replicas as expected after "
-                    f"{self.settings.ready_timeout_seconds:.0f} s: wanted {sorted(names)} up "
-                    f"with config={label}, has {seen or 'no api target'}"
-                )
-            self.sleep(self.settings.poll_interval_seconds)
 
     def down(self) -> str:
         # The load profile's containers too; volumes (Prometheus, Grafana, Tempo) stay.

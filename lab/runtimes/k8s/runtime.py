@@ -18,7 +18,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 import yaml
 
@@ -35,6 +35,7 @@ from lab.runtimes.contract import (
 )
 from lab.runtimes.k8s.kubectl import Kubectl, KubectlError
 from lab.runtimes.k8s.settings import K8sSettings
+from lab.runtimes.scrape import Targets, wait_scraped
 
 NOT_RUNNING = "the lab is not deployed on the cluster; deploy it with `make up RUNTIME=k8s`"
 API_PODS = "app.kubernetes.io/name=api"
@@ -46,10 +47,6 @@ _MEMORY_UNITS = {
     "": 1, "k": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4,
     "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4,
 }  # fmt: skip
-
-
-class Targets(Protocol):
-    def targets(self) -> list[dict[str, Any]]: ...
 
 
 def cpu_cores(quantity: str | None) -> float | None:
@@ -169,7 +166,18 @@ class K8sRuntime(Runtime):
                 f"expected {deployment.replicas} ready replica(s) of {deployment.label}, "
                 f"found {found}"
             )
-        self._wait_scraped({name for name, _ in pods}, deployment.label)
+        wait_scraped(
+            self.prometheus,
+            API,
+            {name for name, _ in pods},
+            deployment.label,
+            timeout_seconds=self.settings.ready_timeout_seconds,
+            poll_seconds=self.settings.poll_interval_seconds,
+            sleep=self.sleep,
+            clock=self.clock,
+            hint="(is the Prometheus Operator selecting the lab's PodMonitor? "
+            "deploy/k8s/README.md)",
+        )
         self.say(f"{deployment.label}: {deployment.replicas} replica(s) ready and scraped")
 
     def _pods(self) -> list[dict[str, Any]]:
@@ -186,29 +194,6 @@ class K8sRuntime(Runtime):
             if all(s.get("ready") for s in statuses):
                 out.append((meta["name"], meta.get("labels", {}).get(CONFIG_LABEL, "")))
         return sorted(out)
-
-    def _wait_scraped(self, names: set[str], label: str) -> None:
-        deadline = self.clock() + self.settings.ready_timeout_seconds
-        seen: dict[str, str] = {}
-        while True:
-            try:
-                targets = [t for t in self.prometheus.targets() if t["labels"].get("job") == API]
-                seen = {
-                    t["labels"].get("replica", ""): f"{t['health']}, {t['labels'].get('config')}"
-                    for t in targets
-                }
-            except LabError:
-                seen = {}
-            if seen == {name: f"up, {label}" for name in names}:
-                return
-            if self.clock() >= deadline:
-                raise LabError(
-                    f"Prometheus does not scrape the replicas as expected after "
-                    f"{self.settings.ready_timeout_seconds:.0f} s: wanted {sorted(names)} up "
-                    f"with config={label}, has {seen or 'no api target'} (is the Prometheus "
-                    "Operator selecting the lab's PodMonitor? deploy/k8s/README.md)"
-                )
-            self.sleep(self.settings.poll_interval_seconds)
 
     def down(self) -> str:
         documents = self.render(self.current() or self.configured())

@@ -267,7 +267,11 @@ def test_a_failed_rollout_is_one_clear_message(
 
 
 def test_an_unscraped_replica_times_out_with_the_reason(kubectl: FakeKubectl) -> None:
-    with pytest.raises(LabError, match=r"Prometheus does not scrape.*config=r1-c1\.0-m1g"):
+    with pytest.raises(
+        LabError,
+        match=r"Prometheus does not scrape.*config=r1-c1\.0-m1g, has no api target "
+        r"\(is the Prometheus Operator selecting the lab's PodMonitor\?",
+    ):
         make_runtime(kubectl, unscraped_calls=10_000).up(Deployment(1, 1.0, GIB))
 
 
