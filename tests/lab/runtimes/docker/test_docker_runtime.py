@@ -31,6 +31,7 @@ from lab.runtimes.docker.compose import (
 from lab.runtimes.docker.runtime import DockerRuntime, deployment_env
 from lab.runtimes.docker.settings import DockerSettings
 from lab.runtimes.select import select_runtime
+from tests.lab.runtimes.fakes import Clock, FakePrometheus, install_program, recorded_calls
 
 FAKE = Path(__file__).with_name("fake_docker.py")
 GIB = 1024**3
@@ -59,14 +60,21 @@ class FakeDocker:
     bin: Path
 
     def calls(self) -> list[dict[str, Any]]:
-        path = self.root / "calls.jsonl"
-        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        return recorded_calls(self.root)
 
     def state(self) -> dict[str, Any]:
         return json.loads((self.root / "state.json").read_text())
 
     def containers(self) -> list[dict[str, Any]]:
         return self.state()["containers"]
+
+    def scraped(self) -> list[tuple[str, str]]:
+        """Every running replica with its `config` label, as Prometheus scrapes them."""
+        return [
+            (c["Id"][:12], c["Config"]["Labels"]["lab.config"])
+            for c in self.containers()
+            if c["State"]["Status"] == "running"
+        ]
 
     def seed(self, replicas: int, cpus: str = "1", memory: str = "1g") -> list[str]:
         """Start replicas as an earlier `make up` would have; the call log starts empty."""
@@ -94,51 +102,12 @@ class FakeDocker:
         return [call for call in self.calls() if call["argv"][0] == "stop"]
 
 
-class FakePrometheus:
-    """Targets as Prometheus would list them once it has scraped the running replicas."""
-
-    def __init__(self, docker: FakeDocker, unscraped_calls: int = 0) -> None:
-        self.docker = docker
-        self.unscraped_calls = unscraped_calls
-        self.calls = 0
-
-    def targets(self) -> list[dict[str, Any]]:
-        self.calls += 1
-        if self.calls <= self.unscraped_calls:
-            return []
-        return [
-            {
-                "labels": {
-                    "job": "api",
-                    "replica": c["Id"][:12],
-                    "config": c["Config"]["Labels"]["lab.config"],
-                },
-                "health": "up",
-            }
-            for c in self.docker.containers()
-            if c["State"]["Status"] == "running"
-        ]
-
-
-class Clock:
-    """Time that advances one second each time it is read: timeouts end fast."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        self.now += 1
-        return self.now
-
-
 @pytest.fixture
 def docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDocker]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     executable = bin_dir / "docker"
-    # -S: the fake needs only the standard library, and starts faster without site.
-    executable.write_text(f"#!{sys.executable} -S\n{FAKE.read_text()}")
-    executable.chmod(0o755)
+    install_program(FAKE, executable)
     root = tmp_path / "fake"
     root.mkdir()
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
@@ -164,7 +133,7 @@ def password(docker: FakeDocker, monkeypatch: pytest.MonkeyPatch) -> None:
 def make_runtime(docker: FakeDocker, unscraped_calls: int = 0) -> DockerRuntime:
     return DockerRuntime(
         DockerSettings(ready_timeout_seconds=20),
-        prometheus=FakePrometheus(docker, unscraped_calls),
+        prometheus=FakePrometheus(docker.scraped, unscraped_calls),
         say=lambda message: None,
         sleep=lambda seconds: None,
         clock=Clock(),

@@ -7,7 +7,6 @@ from __future__ import annotations
 import inspect
 import json
 import os
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from lab.runtimes.contract import LoadOptions, Runtime, UnsupportedError
 from lab.runtimes.k8s.runtime import K8sRuntime, cpu_cores, memory_bytes
 from lab.runtimes.k8s.settings import K8sSettings
 from lab.runtimes.select import select_runtime
+from tests.lab.runtimes.fakes import Clock, FakePrometheus, install_program, recorded_calls
 
 FAKE = Path(__file__).with_name("fake_kubectl.py")
 GIB = 1024**3
@@ -42,8 +42,7 @@ class FakeKubectl:
     bin: Path
 
     def calls(self) -> list[dict[str, Any]]:
-        path = self.root / "calls.jsonl"
-        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        return recorded_calls(self.root)
 
     def verbs(self) -> list[str]:
         return [" ".join(c["args"][:2]) for c in self.calls()]
@@ -63,39 +62,11 @@ class FakeKubectl:
     def pods(self) -> list[str]:
         return [p["name"] for p in self.state()["pods"]]
 
-
-class FakePrometheus:
-    """Targets as Prometheus lists them once it scraped the fake's API pods."""
-
-    def __init__(self, kubectl: FakeKubectl, unscraped_calls: int = 0) -> None:
-        self.kubectl = kubectl
-        self.unscraped_calls = unscraped_calls
-        self.calls = 0
-
-    def targets(self) -> list[dict[str, Any]]:
-        self.calls += 1
-        if self.calls <= self.unscraped_calls:
-            return []
-        state = self.kubectl.state()
-        label = state["deployments"]["api"]["spec"]["template"]["metadata"]["labels"]
-        return [
-            {
-                "labels": {"job": "api", "replica": p["name"], "config": label["lab.config"]},
-                "health": "up",
-            }
-            for p in state["pods"]
-        ]
-
-
-class Clock:
-    """Time that advances one second each time it is read: timeouts end fast."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        self.now += 1
-        return self.now
+    def scraped(self) -> list[tuple[str, str]]:
+        """Every API pod with the Deployment's `config` label, as Prometheus scrapes them."""
+        state = self.state()
+        labels = state["deployments"]["api"]["spec"]["template"]["metadata"]["labels"]
+        return [(p["name"], labels["lab.config"]) for p in state["pods"]]
 
 
 def rendered_base() -> str:
@@ -118,9 +89,7 @@ def rendered_base() -> str:
 @pytest.fixture
 def kubectl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeKubectl]:
     executable = tmp_path / "kubectl"
-    # -S: the fake needs only the standard library, and starts faster without site.
-    executable.write_text(f"#!{sys.executable} -S\n{FAKE.read_text()}")
-    executable.chmod(0o755)
+    install_program(FAKE, executable)
     root = tmp_path / "fake"
     root.mkdir()
     render = tmp_path / "render.yaml"
@@ -146,7 +115,7 @@ def urls(kubectl: FakeKubectl, monkeypatch: pytest.MonkeyPatch) -> None:
 def make_runtime(kubectl: FakeKubectl, unscraped_calls: int = 0) -> K8sRuntime:
     return K8sRuntime(
         K8sSettings(ready_timeout_seconds=20),
-        prometheus=FakePrometheus(kubectl, unscraped_calls),
+        prometheus=FakePrometheus(kubectl.scraped, unscraped_calls),
         say=lambda message: None,
         sleep=lambda seconds: None,
         clock=Clock(),
