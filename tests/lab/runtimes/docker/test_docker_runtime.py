@@ -491,7 +491,7 @@ def test_cli_scale_keeps_the_limits_not_given(
     docker: FakeDocker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     docker.seed(2, cpus="0.5", memory="512m")
-    monkeypatch.setattr("monitoring.prom.Prometheus", lambda url: FakePrometheus(docker))
+    monkeypatch.setattr("monitoring.prom.Prometheus", lambda url: FakePrometheus(docker.scraped))
 
     main(["scale", "--replicas", "3"])
 

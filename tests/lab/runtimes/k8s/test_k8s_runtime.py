@@ -398,7 +398,7 @@ def test_cli_scale_and_label_go_through_kubectl(
     kubectl: FakeKubectl, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     deployed(kubectl, Deployment(2, 0.5, GIB // 2))
-    monkeypatch.setattr("monitoring.prom.Prometheus", lambda url: FakePrometheus(kubectl))
+    monkeypatch.setattr("monitoring.prom.Prometheus", lambda url: FakePrometheus(kubectl.scraped))
     monkeypatch.setenv("LAB_PROMETHEUS_URL", "http://prometheus.example:9090")
 
     main(["scale", "--replicas", "3"])
