@@ -8,9 +8,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 # The repository's root, defined once for the lab and its tests.
 from lab.core import REPO as REPO
@@ -74,6 +77,30 @@ def api_env(model_dir: Path, port: int, **extra: str) -> dict[str, str]:
     }
     env.update(extra)
     return env
+
+
+@contextmanager
+def running_replica(model_dir: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[Any]]]:
+    """One real replica (`python -m api`) on a free port with `env` added, its output
+    discarded: its URL and process once it answers /ready, stopped on leaving."""
+    port = free_port()
+    process = subprocess.Popen(
+        [PYTHON, "-m", "api"],
+        cwd=REPO,
+        env=api_env(model_dir, port, **env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(
+            lambda: httpx.get(f"{url}/ready", timeout=2).status_code == 200,
+            timeout=60,
+            what="the replica to become ready",
+        )
+        yield url, process
+    finally:
+        stop_process(process)
 
 
 def serve_until_exit(model_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:

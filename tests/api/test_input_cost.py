@@ -8,7 +8,6 @@ the ~20-35 times it cost when every unknown key became an error of its own.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,16 +20,7 @@ from fastapi.testclient import TestClient
 
 import api.errors
 from api.errors import MAX_ERRORS
-from tests.support import (
-    PENGUIN,
-    PYTHON,
-    REPO,
-    api_env,
-    free_port,
-    stop_process,
-    strict_json,
-    wait_until,
-)
+from tests.support import PENGUIN, running_replica, strict_json
 
 # Well under the smallest bound a 256 KB body used to get (2 MB for unknown keys).
 MAX_REPLY_BYTES = 16 * 1024
@@ -215,24 +205,8 @@ def test_valid_bodies_are_never_parsed_twice(
 @pytest.fixture
 def replica(model_dir: Path) -> Iterator[tuple[str, psutil.Process]]:
     """One real replica (uvicorn, httptools) on a free port, stopped after the test."""
-    port = free_port()
-    process = subprocess.Popen(
-        [PYTHON, "-m", "api"],
-        cwd=REPO,
-        env=api_env(model_dir, port, API_LOG_LEVEL="warning"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(
-            lambda: httpx.get(f"{url}/ready", timeout=2).status_code == 200,
-            timeout=60,
-            what="the replica to become ready",
-        )
+    with running_replica(model_dir, API_LOG_LEVEL="warning") as (url, process):
         yield url, psutil.Process(process.pid)
-    finally:
-        stop_process(process)
 
 
 def server_cpu(server: psutil.Process, action: Callable[[], None]) -> float:

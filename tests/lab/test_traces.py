@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanKind
 from api.tracing import RotatingLines, file_span_processor
 from lab.errors import LabError
 from lab.traces import Span, load_trace, normalise_trace_id, render_tree
-from tests.support import PENGUIN, PYTHON, REPO, api_env, free_port, stop_process, wait_until
+from tests.support import PENGUIN, PYTHON, REPO, running_replica, wait_until
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 
@@ -121,34 +121,17 @@ def traced_replica(
 ) -> Iterator[tuple[str, Path]]:
     """One real replica writing its sampled spans where the native runtime puts them,
     shared by this module's tests (each reads only its own trace ids)."""
-    port = free_port()
     traces = tmp_path_factory.mktemp("run") / "traces"
-    process = subprocess.Popen(
-        [PYTHON, "-m", "api"],
-        cwd=REPO,
-        env=api_env(
-            model_dir,
-            port,
-            API_LOG_LEVEL="warning",
-            API_REPLICA="api-1",
-            API_TRACES_FILE=str(traces / "api-1.jsonl"),
-            # The exporter's standard variable: spans reach the file within 0.2 s, not 5 s.
-            OTEL_BSP_SCHEDULE_DELAY="200",
-            API_DRAIN_SECONDS="0",
-        ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(
-            lambda: httpx.get(f"{url}/ready", timeout=2).status_code == 200,
-            timeout=60,
-            what="the replica to become ready",
-        )
+    with running_replica(
+        model_dir,
+        API_LOG_LEVEL="warning",
+        API_REPLICA="api-1",
+        API_TRACES_FILE=str(traces / "api-1.jsonl"),
+        # The exporter's standard variable: spans reach the file within 0.2 s, not 5 s.
+        OTEL_BSP_SCHEDULE_DELAY="200",
+        API_DRAIN_SECONDS="0",
+    ) as (url, _):
         yield url, traces
-    finally:
-        stop_process(process)
 
 
 def test_exemplar_trace_id_opens_the_stored_tree_client_app_model(
