@@ -232,19 +232,16 @@ def _resources(results: ExperimentResults) -> list[str]:
         "## 2. Do replicas reduce the resources needed?",
         "",
         "Throughput per allocated resource at each deployment's knee (question 3). Only "
-        "bracketed knees (a sustained step below a failing one) enter the comparisons; a "
-        "lower bound would bias them.",
+        "bracketed knees (a sustained step below a failing one) whose bracketing steps are "
+        "trusted enter the comparisons; a lower bound or a host-bound step would bias them.",
         "",
     ]
-    per_core: dict[str, float] = {}
     rows = []
     for c in results.configs:
         knee = exact_knee(c)
         cores, gb = total_cpus(c), consistency.total_memory(c) / GB
         rps_core = knee / cores if knee and math.isfinite(cores) else None
         rps_gb = knee / gb if knee and math.isfinite(gb) else None
-        if rps_core:
-            per_core[c.label] = rps_core
         step = next((s for s in c.steps if s.rate == c.knee_rps), None)
         found = judge.figures(step.windows) if step else None
         memory = _max(r.memory_peak_bytes for s in c.steps for m in s.windows for r in m.replicas)
@@ -259,52 +256,81 @@ def _resources(results: ExperimentResults) -> list[str]:
                 _num(rps_gb, 1),
                 _spread(found.cpu_of_limit if found else None, "pct", 0),
                 "-" if memory is None else format_memory(int(memory // 2**20) * 2**20),
+                _compared(c),
             ]
         )
     columns = ["config", "#CPU in all", "#GB in all", "#knee (req/s)", "#fails at"]
     columns += ["#req/s per core", "#req/s per GB", "#CPU of limit at the knee"]
-    lines += _table([*columns, "#peak memory per replica"], rows)
+    lines += _table([*columns, "#peak memory per replica", "compared"], rows)
     lines.append("")
-    lines += _scaling_statements(results.configs, per_core)
+    lines += _scaling_statements(results.configs)
     return lines
 
 
-def _scaling_statements(configs: list[ConfigResult], per_core: dict[str, float]) -> list[str]:
+def _compared(config: ConfigResult) -> str:
+    if exact_knee(config) is None:
+        return "no (lower bound)" if config.knee_rps is not None else "no (no knee)"
+    return "yes" if _comparable(config) else "no (untrusted step)"
+
+
+def _comparable(config: ConfigResult) -> bool:
+    """A knee that may enter a comparison: bracketed, and both bracketing steps trusted."""
+    return exact_knee(config) is not None and predict.knee_trusted(config)
+
+
+def _bracket(config: ConfigResult) -> tuple[float, float]:
+    """The knee's bracket [last sustained rate, first failing rate)."""
+    assert config.knee_rps is not None and config.knee_upper_rps is not None
+    return config.knee_rps, config.knee_upper_rps
+
+
+def _scaling_statements(configs: list[ConfigResult]) -> list[str]:
     """Compare deployments that differ in one way only: more replicas of the same size
-    (scaling efficiency), or the same total CPU split into more replicas."""
+    (scaling efficiency), or the same total CPU split into more replicas (requests per
+    core). Each knee is only known within its bracket, so each ratio is a range; a
+    difference counts only when the whole range lies beyond 100 % +- 10 %."""
     statements: list[str] = []
-    ratios: list[float] = []
+    ranges: list[tuple[float, float]] = []
+    left_out = sorted(c.label for c in configs if exact_knee(c) and not _comparable(c))
     by_limits: dict[tuple[float | None, int | None], list[ConfigResult]] = {}
     for c in configs:
         by_limits.setdefault((c.cpus, c.memory), []).append(c)
     for group in by_limits.values():
-        single = next((c for c in group if c.replicas == 1), None)
-        base = exact_knee(single) if single else None
+        single = next((c for c in group if c.replicas == 1 and _comparable(c)), None)
         for c in group:
-            rps = exact_knee(c)
-            if single is None or c is single or not base or not rps:
+            if single is None or c is single or not _comparable(c):
                 continue
-            efficiency = rps / (c.replicas * base)
-            ratios.append(efficiency)
+            (low, high), (base_low, base_high) = _bracket(c), _bracket(single)
+            ratio = (low / (c.replicas * base_high), high / (c.replicas * base_low))
+            ranges.append(ratio)
             statements.append(
-                f"- {c.label} sustains {rps:,.0f} req/s against {c.replicas} x {base:,.0f} for "
-                f"{single.label}: scaling efficiency {efficiency:.0%}{_resolution(single, c)}."
+                f"- Scaling: {c.label} sustains {low:g} req/s (fails at {high:g}) against "
+                f"{c.replicas} x {base_low:g} (fails at {base_high:g}) for {single.label}: "
+                f"efficiency {low / (c.replicas * base_low):.0%}, somewhere in "
+                f"{ratio[0]:.0%}-{ratio[1]:.0%} given the brackets."
             )
     for a in configs:
         for b in configs:
             same_cpu = math.isfinite(total_cpus(a)) and total_cpus(a) == total_cpus(b)
-            if a.replicas > b.replicas and same_cpu and a.label in per_core and b.label in per_core:
-                ratio = per_core[a.label] / per_core[b.label]
-                ratios.append(ratio)
+            if a.replicas > b.replicas and same_cpu and _comparable(a) and _comparable(b):
+                (a_low, a_high), (b_low, b_high) = _bracket(a), _bracket(b)
+                ratio = (a_low / b_high, a_high / b_low)
+                ranges.append(ratio)
                 statements.append(
-                    f"- Same {total_cpus(a):g} CPU in all: {a.label} serves "
-                    f"{per_core[a.label]:,.1f} req/s per core, {b.label} "
-                    f"{per_core[b.label]:,.1f} ({ratio:.0%}){_resolution(a, b)}."
+                    f"- Same {total_cpus(a):g} CPU in all: {a.label} sustains {a_low:g} req/s, "
+                    f"{b.label} {b_low:g} ({a_low / b_low:.0%}, somewhere in "
+                    f"{ratio[0]:.0%}-{ratio[1]:.0%} given the brackets)."
                 )
-    if not ratios:
+    if left_out:
+        statements.append(
+            f"- Left out: {', '.join(left_out)} (a step bracketing the knee is untrusted, see "
+            "the flags)."
+        )
+    if not ranges:
         paired = any(len(group) > 1 for group in by_limits.values())
         reason = (
-            "the comparable deployments have no bracketed knee; widen the capacity rates"
+            "the comparable deployments have no trusted, bracketed knee; widen the capacity "
+            "rates or rerun on a quieter host"
             if paired
             else "no two measured deployments differ only in their replica count (add pairs "
             "such as r1-c1.0-m1g and r2-c0.5-m512m)"
@@ -315,45 +341,31 @@ def _scaling_statements(configs: list[ConfigResult], per_core: dict[str, float])
         "- Each replica holds its own copy of the model and runtime: memory grows with the "
         "replica count whatever the load (peak memory per replica above)."
     )
-    low, high = min(ratios), max(ratios)
-    if high > 1.1:
+    if any(high > 1.1 for _, high in ranges):
         statements.append(
-            f"- Ratios above 100 % ({high:.0%}) are not a free lunch: for CPU-bound work "
-            "they come from the knees' resolution (each knee is only known within its step, "
-            "the bracket above) and from the host's noise, not from replicas doing more work "
-            "per core."
+            "- A range above 100 % would mean replicas doing more work per core; for "
+            "CPU-bound work that reads as the knees' resolution (each is known only within "
+            "its bracket) and the host's noise, unless the whole range lies above 110 %."
         )
-    if low <= 1.1 and high >= 0.9:
+    if all(low > 1.1 for low, _ in ranges):
         answer = (
-            f"no, not measurably: ratios {low:.0%} to {high:.0%} do not separate from 100 % "
-            "(+-10 %) beyond the knees' resolution. Replicas add throughput in step with the "
-            "CPU they bring, and "
-            "availability (question 4), but a given load needs about the same CPU and more "
-            "memory"
+            "yes, here: more replicas served more requests per core than fewer, beyond the "
+            "knees' resolution, at the cost of one model copy in memory per replica"
         )
-    elif low > 1.1:
+    elif all(high < 0.9 for _, high in ranges):
         answer = (
-            f"yes, here: more, smaller replicas served {low:.0%} to {high:.0%} of the "
-            "requests per core of fewer, larger ones, beyond the knees' resolution, at the "
-            "cost of one model copy in memory per replica"
+            "no, they cost more: more replicas served fewer requests per core, beyond the "
+            "knees' resolution, and each holds its own model in memory"
         )
     else:
         answer = (
-            f"no, they cost more: more replicas served {low:.0%} to {high:.0%} of the "
-            "requests per core, and each holds its own model in memory"
+            "not measurably: the ranges above do not all lie beyond 100 % +- 10 % on one "
+            "side, so within the knees' resolution replicas add throughput in step with "
+            "the CPU they bring, and availability (question 4), but a given load needs "
+            "about the same CPU and more memory; finer capacity rates would narrow the ranges"
         )
     statements.append(f"**Answer:** {answer}.")
     return statements
-
-
-def _resolution(a: ConfigResult, b: ConfigResult) -> str:
-    """How wide the two knees' brackets are, as shares of the knees."""
-    widths = [
-        (c.knee_upper_rps - c.knee_rps) / c.knee_rps
-        for c in (a, b)
-        if c.knee_rps and c.knee_upper_rps
-    ]
-    return f" (knees known within {max(widths):.0%})" if widths else ""
 
 
 def _capacity(results: ExperimentResults) -> list[str]:
@@ -630,10 +642,20 @@ def _side_by_side(results: ExperimentResults) -> list[str]:
     lines.append("")
     ratios = []
     for small, large in (("r1-c0.5-m512m", "r1-c1.0-m1g"), ("r1-c1.0-m1g", "r2-c1.0-m1g")):
-        if small in ours and large in ours and exact_knee(ours[small]) and exact_knee(ours[large]):
-            theirs = WORKSHOP[large][0] / WORKSHOP[small][0]
-            mine = (exact_knee(ours[large]) or 0) / (exact_knee(ours[small]) or 1)
-            ratios.append(f"{large} / {small}: workshop {theirs:.2f}x, our knees {mine:.2f}x")
+        if small not in ours or large not in ours:
+            continue
+        theirs = WORKSHOP[large][0] / WORKSHOP[small][0]
+        if _comparable(ours[small]) and _comparable(ours[large]):
+            (s_low, s_high), (l_low, l_high) = _bracket(ours[small]), _bracket(ours[large])
+            ratios.append(
+                f"{large} / {small}: workshop {theirs:.2f}x, our knees {l_low / s_low:.2f}x "
+                f"({l_low / s_high:.2f}x-{l_high / s_low:.2f}x given the brackets)"
+            )
+        else:
+            ratios.append(
+                f"{large} / {small}: workshop {theirs:.2f}x, ours not comparable (a knee "
+                "that is a lower bound or rests on untrusted steps)"
+            )
     users = view.get("users", "?")
     think = view.get("think_time", "?")
     lines += [

@@ -103,18 +103,32 @@ def test_a_knee_no_rate_failed_is_a_lower_bound_kept_out_of_comparisons() -> Non
     assert "r2-c1.0-m1g: knee >= 100 is only a lower bound" in text
 
 
-def test_superlinear_scaling_is_printed_with_its_caveat() -> None:
+def test_superlinear_scaling_is_printed_with_its_range_and_caveat() -> None:
     text = render(results())
 
-    assert "scaling efficiency 150% (knees known within 50%)" in text
-    assert "Ratios above 100 % (150%) are not a free lunch" in text
+    assert "efficiency 150%, somewhere in 100%-200% given the brackets" in text
+    assert "A range above 100 % would mean replicas doing more work per core" in text
+    assert "**Answer:** not measurably" in text
+
+
+def test_an_untrusted_knee_stays_out_of_the_comparisons() -> None:
+    data = results()
+    small = data.configs[0]
+    failing = next(s for s in small.steps if s.rate == small.knee_upper_rps)
+    failing.flags = [Flag(FlagKind.HOST_SATURATED, "host busy")]
+
+    text = render(data)
+
+    assert "Scaling: r2-c0.5-m512m" not in text
+    assert "- Left out: r1-c0.5-m512m (a step bracketing the knee is untrusted" in text
+    assert "workshop 1.99x, ours not comparable" in text
 
 
 def test_the_workshop_table_stands_beside_ours() -> None:
     text = render(results())
 
     assert "| r1-c0.5-m512m | 288 | 14.9% | 30,000 ms | 55.0 | 0.0% | 400 ms | 25 |" in text
-    assert "r1-c1.0-m1g / r1-c0.5-m512m: workshop 1.99x, our knees 3.00x" in text
+    assert "r1-c1.0-m1g / r1-c0.5-m512m: workshop 1.99x, our knees 3.00x (2.00x-4.00x" in text
 
 
 def test_flags_survive_a_round_trip_and_old_string_flags_count_against_trust(
