@@ -103,6 +103,18 @@ def watch_env(tmp_path: Path, prometheus_url: str) -> dict[str, str]:
     }
 
 
+def watch_once(tmp_path: Path, prometheus_url: str) -> subprocess.CompletedProcess[str]:
+    """`python -m lab watch --once` against `prometheus_url`, run to its end."""
+    return subprocess.run(
+        [PYTHON, "-m", "lab", "watch", "--once"],
+        cwd=REPO,
+        env=watch_env(tmp_path, prometheus_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def cells(table: Table, header: str) -> list[Any]:
     column = next(c for c in table.columns if c.header == header)
     return list(column.cells)
@@ -134,14 +146,7 @@ def test_one_frame_shows_the_slo_numbers_and_marks_what_is_outside(prometheus: s
 def test_watch_once_prints_one_frame_through_the_command_line(
     tmp_path: Path, prometheus: str
 ) -> None:
-    result = subprocess.run(
-        [PYTHON, "-m", "lab", "watch", "--once"],
-        cwd=REPO,
-        env=watch_env(tmp_path, prometheus),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = watch_once(tmp_path, prometheus)
 
     assert result.returncode == 0, result.stderr
     assert CONFIG in result.stdout
@@ -208,14 +213,7 @@ def test_prometheus_going_away_mid_watch_is_shown_not_fatal(
 def test_prometheus_unreachable_is_one_clear_line(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
 
-    result = subprocess.run(
-        [PYTHON, "-m", "lab", "watch", "--once"],
-        cwd=REPO,
-        env=watch_env(tmp_path, url),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = watch_once(tmp_path, url)
 
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
