@@ -174,6 +174,19 @@ def _smallest(results: ExperimentResults) -> list[str]:
             f"(median [range] of {found.p95.count if found.p95 else 0} windows); margin "
             f"{_margin(best, rate)} (knee {_knee_text(best)} requests/s)."
         )
+        key = (total_cpus(best), consistency.total_memory(best), best.replicas)
+        unsure = [
+            c.label
+            for c in results.configs
+            if (total_cpus(c), consistency.total_memory(c), c.replicas) < key
+            and not consistency.target_trusted(c, results)
+            and target_step(c, results) is not None
+        ]
+        if unsure:
+            lines.append(
+                f"Smaller, but untrusted at the target: {', '.join(unsure)} (see the flags); "
+                "on a quieter host the answer may be smaller."
+            )
     else:
         untrusted = [c.label for c in results.configs if c.meets_target]
         why = (

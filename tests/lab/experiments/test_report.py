@@ -90,6 +90,7 @@ def test_an_untrusted_target_step_is_not_the_answer_and_says_why() -> None:
     text = render(data)
 
     assert "**Answer: r2-c0.5-m512m**" in text
+    assert "Smaller, but untrusted at the target: r1-c1.0-m1g" in text
     assert "load generator saturated (99% CPU)" in text
     assert "(in 3 of 3 windows)" in text
     assert "| r1-c1.0-m1g | 50/s | generator-saturated | yes |" in text
