@@ -103,13 +103,16 @@ def running_replica(model_dir: Path, **env: str) -> Iterator[tuple[str, subproce
         stop_process(process)
 
 
-def serve_until_exit(model_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """Start one replica on `model_dir` in the foreground and wait for it to exit: for
-    models it must refuse (it would serve forever otherwise; the timeout says so)."""
+def serve_until_exit(
+    model_dir: Path, port: int | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Start one replica on `model_dir` (on `port`, by default a free one) in the
+    foreground and wait for it to exit: for models or settings it must refuse (it would
+    serve forever otherwise; the timeout says so)."""
     return subprocess.run(
         [PYTHON, "-m", "api"],
         cwd=REPO,
-        env=api_env(model_dir, free_port(), **env),
+        env=api_env(model_dir, free_port() if port is None else port, **env),
         capture_output=True,
         text=True,
         timeout=60,

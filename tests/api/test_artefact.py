@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from api.artefact import ArtefactError, card_digest, open_artefact
 from api.engines import load_engine
-from tests.support import PYTHON, REPO, api_env, serve_until_exit
+from tests.support import serve_until_exit
 
 
 def flip_one_byte(path: Path) -> None:
@@ -95,14 +94,7 @@ def test_port_in_use_is_one_clear_line(model_dir: Path) -> None:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        result = subprocess.run(
-            [PYTHON, "-m", "api"],
-            cwd=REPO,
-            env=api_env(model_dir, port),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = serve_until_exit(model_dir, port=port)
 
     assert result.returncode == 2
     assert f"port {port}" in result.stderr
