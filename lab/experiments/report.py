@@ -453,7 +453,9 @@ def _capacity(results: ExperimentResults) -> list[str]:
         columns += ["#errors", "#P95 (all)", "#P95 (successful)", "#CPU of limit (max replica)"]
         lines += _table([*columns, "#host CPU", "#windows", "result", "trusted"], rows)
         lines.append("")
-    lines.append("![capacity: median and range of each step; knee starred, flagged red](knee.png)")
+    lines.append(
+        "![capacity: median and range of each step; knee starred, untrusted crossed](knee.png)"
+    )
     return lines
 
 
@@ -831,7 +833,11 @@ def _plot_cpu(results: ExperimentResults, path: Path) -> None:
 
 
 def _plot_knee(results: ExperimentResults, path: Path) -> None:
-    figure, (rps_axis, p95_axis) = plt.subplots(1, 2, figsize=(12, 4))
+    """Achieved, P95 and errors against the measured offered rate: the median of each
+    step's windows with their range as error bars, the knee starred, untrusted steps
+    crossed in red."""
+    figure, axes = plt.subplots(1, 3, figsize=(16, 4))
+    rps_axis, p95_axis, error_axis = axes
     for c in results.configs:
         if not c.steps:
             continue
@@ -840,34 +846,36 @@ def _plot_knee(results: ExperimentResults, path: Path) -> None:
         offered = [
             f.offered.median if f.offered else s.rate for s, f in zip(steps, found, strict=True)
         ]
-        achieved, achieved_err = _errorbar([f.achieved for f in found])
-        p95, p95_err = _errorbar([f.p95 for f in found])
-        line = rps_axis.errorbar(
-            offered, achieved, yerr=achieved_err, marker="o", capsize=3, label=c.label
-        )
-        colour = line[0].get_color()
-        p95_axis.errorbar(
-            offered, p95, yerr=p95_err, marker="o", capsize=3, label=c.label, color=colour
-        )
-        for s, x, y, y95 in zip(steps, offered, achieved, p95, strict=True):
-            if s.rate == c.knee_rps:
-                rps_axis.plot(x, y, marker="*", markersize=16, color=colour)
-                p95_axis.plot(x, y95, marker="*", markersize=16, color=colour)
-            if not s.trusted:
-                rps_axis.plot(x, y, marker="x", markersize=12, color="red")
-                p95_axis.plot(x, y95, marker="x", markersize=12, color="red")
+        colour = None
+        for axis, attribute, scale in (
+            (rps_axis, "achieved", 1.0),
+            (p95_axis, "p95", 1.0),
+            (error_axis, "error_ratio", 100.0),
+        ):
+            values, errors = _errorbar([getattr(f, attribute) for f in found], scale)
+            line = axis.errorbar(
+                offered, values, yerr=errors, marker="o", capsize=3, label=c.label, color=colour
+            )
+            colour = line[0].get_color()
+            for s, x, y in zip(steps, offered, values, strict=True):
+                if s.rate == c.knee_rps:
+                    axis.plot(x, y, marker="*", markersize=16, color=colour)
+                if not s.trusted:
+                    axis.plot(x, y, marker="x", markersize=12, color="red")
     top = max((s.rate for c in results.configs for s in c.steps), default=1)
     rps_axis.plot([0, top], [0, top], color="grey", linestyle=":", label="achieved = offered")
-    rps_axis.set_xlabel("offered (arrivals/s, measured)")
     rps_axis.set_ylabel("achieved (req/s)")
     rps_axis.set_title("capacity: * knee, x untrusted step")
     p95_axis.axhline(slo.LATENCY_MAX_SECONDS, color="red", linestyle="--", label="SLO")
-    p95_axis.set_xlabel("offered (arrivals/s, measured)")
     p95_axis.set_ylabel("P95 of all prediction requests (s)")
     p95_axis.set_yscale("log")
     p95_axis.set_title("latency as load rises")
-    rps_axis.legend(fontsize=8)
-    p95_axis.legend(fontsize=8)
+    error_axis.axhline(100 * slo.ERROR_RATIO_MAX, color="red", linestyle="--", label="SLO")
+    error_axis.set_ylabel("errors (% of prediction requests)")
+    error_axis.set_title("errors as load rises")
+    for axis in axes:
+        axis.set_xlabel("offered (arrivals/s, measured)")
+        axis.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=100, metadata={"Software": None})
     plt.close(figure)
