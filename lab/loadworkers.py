@@ -17,12 +17,12 @@ stack on this host.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from lab.attached import run_attached
 from lab.core import LOCUST, LOCUST_CONF, REPO
 from lab.errors import LabError, reports_errors
 
@@ -74,18 +74,13 @@ def main() -> int:
         f"{settings.master_port}; Ctrl-C stops them",
         file=sys.stderr,
     )
-    try:
-        env = {**os.environ, "LOCUST_PUSHGATEWAY": settings.pushgateway_url()}
-        process = subprocess.Popen(command, cwd=REPO, env=env)
-    except FileNotFoundError:
-        raise LabError(f"{LOCUST} not found: run `make install` on this host first") from None
-    while True:
-        try:
-            code = process.wait()
-            break
-        except KeyboardInterrupt:
-            # Ctrl-C reaches Locust too; it stops its workers and exits on its own.
-            continue
+    # Ctrl-C reaches Locust too; it stops its workers and exits on its own.
+    code = run_attached(
+        command,
+        f"{LOCUST} not found: run `make install` on this host first",
+        env={**os.environ, "LOCUST_PUSHGATEWAY": settings.pushgateway_url()},
+        cwd=REPO,
+    )
     return 0 if code in (INTERRUPTED, -2) else code
 
 

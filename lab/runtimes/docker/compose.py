@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lab.attached import run_attached
 from lab.errors import LabError
 from lab.runtimes.docker.settings import PROJECT, SERVICE, DockerSettings
 
@@ -176,8 +177,8 @@ class Compose:
                 env[DOCKER_GID] = group
         return env
 
-    def _missing(self) -> LabError:
-        return LabError(
+    def _missing(self) -> str:
+        return (
             f"{self.settings.docker_bin!r} not found: install Docker Engine with the compose "
             "plugin, or use RUNTIME=native"
         )
@@ -188,7 +189,7 @@ class Compose:
                 argv, env=dict(env) if env is not None else None, capture_output=True, text=True
             )
         except FileNotFoundError:
-            raise self._missing() from None
+            raise LabError(self._missing()) from None
         if result.returncode != 0:
             raise LabError(f"`docker {what}` failed: {_reason(result)}")
         return result.stdout
@@ -215,15 +216,7 @@ class Compose:
         instead of killing it half-way.
         """
         argv = self.compose_argv(args, profiles)
-        try:
-            process = subprocess.Popen(argv, env=self.environment(args, env or {}))
-        except FileNotFoundError:
-            raise self._missing() from None
-        while True:
-            try:
-                return process.wait()
-            except KeyboardInterrupt:
-                continue
+        return run_attached(argv, self._missing(), env=self.environment(args, env or {}))
 
     def docker(self, *args: str) -> str:
         """Run `docker <args>` (no compose) and return its output."""

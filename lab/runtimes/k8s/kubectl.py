@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lab.attached import run_attached
 from lab.errors import LabError
 from lab.runtimes.k8s.settings import K8sSettings
 
@@ -77,15 +78,7 @@ class Kubectl:
 
     def stream(self, args: Sequence[str]) -> int:
         """`kubectl <args>` attached to the terminal until it ends or Ctrl-C; its code."""
-        try:
-            process = subprocess.Popen(self.argv(args))
-        except FileNotFoundError:
-            raise LabError(f"{self.settings.kubectl_bin!r} not found: {INSTALL}") from None
-        while True:
-            try:
-                return process.wait()
-            except KeyboardInterrupt:
-                continue
+        return run_attached(self.argv(args), f"{self.settings.kubectl_bin!r} not found: {INSTALL}")
 
     def forward(self, service: str) -> str:
         """A local URL to `namespace/name:port` through `kubectl port-forward`, open

@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from lab import attached
 from lab.errors import LabError
 from lab.runtimes.native.state import Proc
 
@@ -89,15 +90,12 @@ def run_attached(
     """Run `command` in the foreground, attached to the terminal, with `env` added to this
     process's environment; its exit code. Ctrl-C reaches the child too (same process
     group), so it is waited for rather than abandoned half-way."""
-    try:
-        process = subprocess.Popen(list(command), env={**os.environ, **(env or {})}, cwd=cwd)
-    except FileNotFoundError:
-        raise LabError(f"{command[0]!r} not found; run `make install`") from None
-    while True:
-        try:
-            return process.wait()
-        except KeyboardInterrupt:
-            continue
+    return attached.run_attached(
+        command,
+        f"{command[0]!r} not found; run `make install`",
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+    )
 
 
 def exit_description(proc: Proc) -> str:
