@@ -1,9 +1,10 @@
 """What the Docker and Kubernetes runtimes' tests share around their fake programs.
 
 Both runtimes drive an external program (`docker`, `kubectl`) replaced by a fake script
-that records its calls in `calls.jsonl`, read Prometheus' targets through an object with
-`targets()`, and wait on an injected clock; the fakes themselves stay apart, since each
-imitates its own program (fake_docker.py, fake_kubectl.py).
+that keeps its state in `state.json` and records its calls in `calls.jsonl`; both read
+Prometheus' targets through an object with `targets()` and wait on an injected clock.
+The fake scripts themselves stay apart, since each imitates its own program
+(fake_docker.py, fake_kubectl.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +24,20 @@ def install_program(source: Path, executable: Path) -> None:
     executable.chmod(0o755)
 
 
-def recorded_calls(root: Path) -> list[dict[str, Any]]:
-    """The calls a fake recorded in `root`/calls.jsonl, oldest first."""
-    path = root / "calls.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+@dataclass
+class FakeProgram:
+    """A fake program's folder (`root`: state.json, calls.jsonl) and its executable."""
+
+    root: Path
+    bin: Path
+
+    def calls(self) -> list[dict[str, Any]]:
+        """The calls the fake recorded, oldest first."""
+        path = self.root / "calls.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+    def state(self) -> dict[str, Any]:
+        return json.loads((self.root / "state.json").read_text())
 
 
 class FakePrometheus:

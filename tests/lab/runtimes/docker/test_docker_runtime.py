@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from lab.runtimes.docker.compose import (
 from lab.runtimes.docker.runtime import DockerRuntime, deployment_env
 from lab.runtimes.docker.settings import DockerSettings
 from lab.runtimes.select import select_runtime
-from tests.lab.runtimes.fakes import Clock, FakePrometheus, install_program, recorded_calls
+from tests.lab.runtimes.fakes import Clock, FakeProgram, FakePrometheus, install_program
 
 FAKE = Path(__file__).with_name("fake_docker.py")
 GIB = 1024**3
@@ -52,18 +51,8 @@ ON_LINUX = pytest.mark.skipif(
 )
 
 
-@dataclass
-class FakeDocker:
+class FakeDocker(FakeProgram):
     """The fake's files, and helpers to read them."""
-
-    root: Path
-    bin: Path
-
-    def calls(self) -> list[dict[str, Any]]:
-        return recorded_calls(self.root)
-
-    def state(self) -> dict[str, Any]:
-        return json.loads((self.root / "state.json").read_text())
 
     def containers(self) -> list[dict[str, Any]]:
         return self.state()["containers"]

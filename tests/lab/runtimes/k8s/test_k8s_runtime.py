@@ -5,10 +5,8 @@ commands, what it reads back, and one clear message for each failure. No cluster
 from __future__ import annotations
 
 import inspect
-import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ from lab.runtimes.contract import LoadOptions, Runtime, UnsupportedError
 from lab.runtimes.k8s.runtime import K8sRuntime, cpu_cores, memory_bytes
 from lab.runtimes.k8s.settings import K8sSettings
 from lab.runtimes.select import select_runtime
-from tests.lab.runtimes.fakes import Clock, FakePrometheus, install_program, recorded_calls
+from tests.lab.runtimes.fakes import Clock, FakeProgram, FakePrometheus, install_program
 
 FAKE = Path(__file__).with_name("fake_kubectl.py")
 GIB = 1024**3
@@ -36,19 +34,9 @@ URLS = {
 }
 
 
-@dataclass
-class FakeKubectl:
-    root: Path
-    bin: Path
-
-    def calls(self) -> list[dict[str, Any]]:
-        return recorded_calls(self.root)
-
+class FakeKubectl(FakeProgram):
     def verbs(self) -> list[str]:
         return [" ".join(c["args"][:2]) for c in self.calls()]
-
-    def state(self) -> dict[str, Any]:
-        return json.loads((self.root / "state.json").read_text())
 
     def applied_api(self) -> list[dict[str, Any]]:
         return [
