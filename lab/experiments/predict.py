@@ -163,7 +163,9 @@ def smallest(model: Fit, target_rps: float) -> Choice:
 
 
 def probe_rates(target_rps: float, predicted_knee: float) -> list[float]:
-    """Rates the verifying run steps through: the target, and around the predicted knee
-    (so the measured knee is bracketed when the model is right)."""
-    around = {float(math.floor(predicted_knee)), float(math.floor(1.25 * predicted_knee))}
+    """Rates the verifying run steps through: the target, then the predicted knee and
+    25 % and 60 % above it, so that the measured knee is bracketed by a failing step
+    when the model is right or somewhat pessimistic (the search stops at the first
+    failure, so rates above it cost nothing)."""
+    around = {float(math.floor(predicted_knee * factor)) for factor in (1.0, 1.25, 1.6)}
     return sorted({target_rps, *(r for r in around if r > 0)})

@@ -70,4 +70,5 @@ def test_the_smallest_deployment_uses_measured_replica_sizes() -> None:
 
 
 def test_probe_rates_bracket_the_predicted_knee() -> None:
-    assert predict.probe_rates(50, 60.4) == [50, 60, 75]
+    assert predict.probe_rates(50, 60.4) == [50, 60, 75, 96]
+    assert predict.probe_rates(50, 50) == [50, 62, 80]
