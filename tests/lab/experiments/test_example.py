@@ -1,5 +1,6 @@
-"""The committed examples (experiments/example/, and the 10,000-user run in
-experiments/example-10k/) are rebuilt from their stored data, offline."""
+"""The committed examples (experiments/example/, the 10,000-user run in
+experiments/example-10k/ and the verified prediction in experiments/example-capacity/)
+are rebuilt from their stored data, offline."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from lab.experiments.report import write_report
 from lab.experiments.results import load
 from tests.support import REPO
 
-EXAMPLES = [REPO / "experiments" / "example", REPO / "experiments" / "example-10k"]
+EXAMPLES = [REPO / "experiments" / name for name in ("example", "example-10k", "example-capacity")]
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
