@@ -125,9 +125,14 @@ experiment: $(MODEL_DIR)/metadata.json ## Run the matrix of FILE (default experi
 	$(EXPERIMENTS) experiment
 
 .PHONY: capacity
-capacity: $(MODEL_DIR)/metadata.json ## Maximum sustainable RPS of one deployment: make capacity CONFIG=r2-c1.0-m1g [FILE=..]
-	@test -n "$(CONFIG)" || { echo "make capacity needs CONFIG=<label>, e.g. CONFIG=r2-c1.0-m1g" >&2; exit 2; }
-	$(EXPERIMENTS) capacity --config $(CONFIG)
+capacity: $(MODEL_DIR)/metadata.json ## Knee of one deployment (CONFIG=r2-c1.0-m1g), or the smallest deployment for TARGET_RPS=n predicted from RUN's knees, then measured
+	@if [ -n "$(TARGET_RPS)" ]; then \
+		$(EXPERIMENTS) capacity --target-rps '$(TARGET_RPS)' --results '$(or $(RUN),experiments/example)'; \
+	elif [ -n "$(CONFIG)" ]; then \
+		$(EXPERIMENTS) capacity --config '$(CONFIG)'; \
+	else \
+		echo "make capacity needs CONFIG=<label> (e.g. CONFIG=r2-c1.0-m1g) or TARGET_RPS=<requests/s>" >&2; exit 2; \
+	fi
 
 .PHONY: report
 report: install ## Rebuild report.md and the plots of a stored run: make report RUN=results/<folder>
