@@ -5,6 +5,7 @@ Durations are written like Locust's (`30s`, `2m`) or as seconds. See experiments
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -143,6 +144,28 @@ class Service(Strict):
     batching: Annotated[Literal["on", "off"], BeforeValidator(_on_off)] = "on"
 
 
+class EngineLever(Strict):
+    """The engine as a lever: one deployment of the plan measured again at the target's
+    arrival rate (the same settle, windows and repeats) serving with another engine, so
+    the report can say how much less CPU the same SLO needs. The baseline is the
+    matrix's own step at the target for that deployment, measured with the plan's
+    service; only the lever's service is run again."""
+
+    service: Service = Service(engine="onnx", batching="on")
+    # One deployment of the plan's configs; by default its smallest (CPU, then memory).
+    config: ConfigSpec | None = None
+    # Steps above the target, for the lever's knee where the host can generate them;
+    # the target's rate is always among the steps.
+    rates: list[float] = Field(default_factory=list)
+    refine: int = Field(default=0, ge=0, le=6)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> EngineLever:
+        if self.rates != sorted(self.rates) or any(rate <= 0 for rate in self.rates):
+            raise ValueError("engine_lever rates must be positive and increasing")
+        return self
+
+
 class Experiment(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
     description: str = ""
@@ -153,9 +176,48 @@ class Experiment(Strict):
     failover: Failover = Failover()
     load_generator: LoadGenerator = LoadGenerator()
     configs: list[ConfigSpec] = Field(min_length=1)
+    engine_lever: EngineLever | None = None
+
+    @model_validator(mode="after")
+    def _lever_differs(self) -> Experiment:
+        lever = self.engine_lever
+        if lever is None:
+            return self
+        if lever.service == self.service:
+            raise ValueError(
+                "engine_lever.service is the plan's own service: give it another engine or "
+                "batching (e.g. engine: onnx, batching: on)"
+            )
+        if lever.config is not None:
+            labels = [spec.deployment().label for spec in self.configs]
+            if lever.config.deployment().label not in labels:
+                raise ValueError(
+                    f"engine_lever.config {lever.config.deployment().label} is not one of the "
+                    f"plan's configs ({', '.join(labels)}): its baseline is the matrix's step"
+                )
+        return self
 
     def deployments(self) -> list[Deployment]:
         return [spec.deployment() for spec in self.configs]
+
+    def lever_deployment(self) -> Deployment | None:
+        """The engine lever's deployment: the one named, else the plan's smallest."""
+        lever = self.engine_lever
+        if lever is None:
+            return None
+        if lever.config is not None:
+            return lever.config.deployment()
+
+        def size(d: Deployment) -> tuple[float, float, int]:
+            cores = math.inf if d.cpus is None else d.replicas * d.cpus
+            memory = math.inf if d.memory is None else d.replicas * d.memory
+            return (cores, memory, d.replicas)
+
+        return min(self.deployments(), key=size)
+
+    def lever_rates(self) -> list[float]:
+        assert self.engine_lever is not None
+        return sorted({*self.engine_lever.rates, self.target.arrival_rate})
 
     def estimated_seconds(self, per_config_overhead: float = 20) -> float:
         """Rough plan length, for the progress bar: scaling, runs and Locust start/stop;
@@ -166,7 +228,12 @@ class Experiment(Strict):
         steps = max(1, len(plan.with_target(self.target.arrival_rate)) // 2) + plan.refine + 1
         capacity = plan.step * steps + 8 * (2 + plan.refine)
         failover = self.failover.duration + 8 if self.failover.enabled else 0
-        return len(self.configs) * (per_config_overhead + closed + capacity + failover)
+        total = len(self.configs) * (per_config_overhead + closed + capacity + failover)
+        if self.engine_lever is not None:
+            # Every lever step is assumed reached: the optimised engine rarely breaks.
+            lever = plan.step * len(self.lever_rates()) + 8 * (1 + self.engine_lever.refine)
+            total += per_config_overhead + lever
+        return total
 
 
 def window_problem(experiment: Experiment, scrape_s: float, push_s: float) -> str | None:

@@ -24,6 +24,7 @@ import matplotlib.pyplot as plt
 from lab import slo, trust
 from lab.core import format_cpus, format_memory
 from lab.experiments import consistency, judge, predict
+from lab.experiments import lever as lever_mod
 from lab.experiments.consistency import target_rate, target_step, total_cpus
 from lab.experiments.judge import Spread
 from lab.experiments.results import ConfigResult, ExperimentResults, Step
@@ -381,13 +382,61 @@ def _scaling_statements(configs: list[ConfigResult]) -> list[str]:
     return statements
 
 
+def _steps_table(c: ConfigResult, rate: float) -> list[str]:
+    """A deployment's steps, one row each: medians and [ranges] of its windows."""
+    rows = []
+    for step in sorted(c.steps, key=lambda s: (s.rate, s.refined)):
+        found = judge.figures(step.windows)
+        if step.ok:
+            outcome = "sustained, within SLO"
+        elif not step.sustained:
+            outcome = "not sustained"
+        else:
+            outcome = "missed SLO"
+        if step.refined:
+            outcome += " (bisection)"
+        if step.remeasured:
+            outcome += " (re-measured)"
+        marks = []
+        if step.rate == c.knee_rps:
+            marks.append("knee")
+        if math.isclose(step.rate, rate):
+            marks.append("target")
+        rows.append(
+            [
+                f"{step.rate:g}" + (f" ({', '.join(marks)})" if marks else ""),
+                _spread(found.offered),
+                _spread(found.achieved),
+                _spread(found.sustained_share, "pct", 0),
+                _spread(found.error_ratio, "pct", 2),
+                _spread(found.p95, "ms"),
+                _spread(found.p95_success, "ms"),
+                _spread(found.cpu_of_limit, "pct", 0),
+                _spread(found.host_busy, "pct", 0),
+                str(len(step.windows)),
+                outcome,
+                _step_trusted(step),
+            ]
+        )
+    columns = ["#rate", "#offered (arrivals/s)", "#achieved (req/s)", "#sustained"]
+    columns += ["#errors", "#P95 (all)", "#P95 (successful)", "#CPU of limit (max replica)"]
+    return _table([*columns, "#host CPU", "#windows", "result", "trusted"], rows)
+
+
+def _bisected(results: ExperimentResults) -> str:
+    refine = int(results.plan["capacity"].get("refine", 1))
+    if refine == 0:
+        return " (no bisection: the knee lies between two measured steps)"
+    return f", then bisected {refine} time{'s' if refine > 1 else ''}"
+
+
 def _capacity(results: ExperimentResults) -> list[str]:
     rate = target_rate(results)
     lines = [
         "## 3. Maximum sustainable RPS",
         "",
-        "Open model, one arrival rate per step, stepped up until a step fails, then bisected "
-        f"once or more. Offered = arrivals the clock drew per second, measured; achieved = "
+        "Open model, one arrival rate per step, stepped up until a step fails"
+        f"{_bisected(results)}. Offered = arrivals the clock drew per second, measured; achieved = "
         f"requests completed per second (every request: each arrival sends one, 90 % of them "
         f"predictions); sustained = achieved / offered >= {trust.SUSTAINED_RATIO:.0%} on the "
         "median; errors and P95 are those of prediction requests, P95 over all of them "
@@ -414,45 +463,7 @@ def _capacity(results: ExperimentResults) -> list[str]:
     for c in results.configs:
         if not c.steps:
             continue
-        lines += [f"Steps of {c.label}:", ""]
-        rows = []
-        for step in sorted(c.steps, key=lambda s: (s.rate, s.refined)):
-            found = judge.figures(step.windows)
-            if step.ok:
-                outcome = "sustained, within SLO"
-            elif not step.sustained:
-                outcome = "not sustained"
-            else:
-                outcome = "missed SLO"
-            if step.refined:
-                outcome += " (bisection)"
-            if step.remeasured:
-                outcome += " (re-measured)"
-            marks = []
-            if step.rate == c.knee_rps:
-                marks.append("knee")
-            if math.isclose(step.rate, rate):
-                marks.append("target")
-            rows.append(
-                [
-                    f"{step.rate:g}" + (f" ({', '.join(marks)})" if marks else ""),
-                    _spread(found.offered),
-                    _spread(found.achieved),
-                    _spread(found.sustained_share, "pct", 0),
-                    _spread(found.error_ratio, "pct", 2),
-                    _spread(found.p95, "ms"),
-                    _spread(found.p95_success, "ms"),
-                    _spread(found.cpu_of_limit, "pct", 0),
-                    _spread(found.host_busy, "pct", 0),
-                    str(len(step.windows)),
-                    outcome,
-                    _step_trusted(step),
-                ]
-            )
-        columns = ["#rate", "#offered (arrivals/s)", "#achieved (req/s)", "#sustained"]
-        columns += ["#errors", "#P95 (all)", "#P95 (successful)", "#CPU of limit (max replica)"]
-        lines += _table([*columns, "#host CPU", "#windows", "result", "trusted"], rows)
-        lines.append("")
+        lines += [f"Steps of {c.label}:", "", *_steps_table(c, rate), ""]
     lines.append(
         "![capacity: median and range of each step; knee starred, untrusted crossed](knee.png)"
     )
@@ -564,6 +575,160 @@ def _prediction_error(predicted: float, measured: ConfigResult) -> str:
     )
 
 
+def _engine_name(engine: lever_mod.EngineAtTarget) -> str:
+    return f"{engine.engine}, batching {engine.batching}"
+
+
+def _lever_knee_text(reading: lever_mod.KneeReading) -> str:
+    if reading.kind == "measured":
+        return _num(reading.low)
+    if reading.kind == "lower-bound":
+        return f">= {_num(reading.low)}"
+    return "not measured (host-limited)"
+
+
+def _lever_needs(results: ExperimentResults, found: lever_mod.Lever) -> list[list[str]]:
+    """Resources each engine needs for the target: busy cores from its CPU per prediction
+    (a floor), and the smallest deployment by a capacity model."""
+    rate = found.target_rate
+    rows = []
+    model = predict.fit(results.configs) if results.prediction is None else None
+    for which, engine in (("baseline", found.baseline), ("lever", found.lever)):
+        floor = engine.cores_for(rate)
+        floor_text = "-" if floor is None else f"{floor:.2f}"
+        size = "-"
+        how = "-"
+        if which == "baseline":
+            if model is not None:
+                try:
+                    choice = predict.smallest(model, rate)
+                except ValueError as exc:
+                    how = f"section 5's model: {exc}"
+                else:
+                    size = f"{choice.cores:.2f}"
+                    how = (
+                        f"section 5's model ({model.model}): {choice.deployment.label}, "
+                        f"predicted knee {choice.predicted_knee:,.0f}"
+                    )
+            else:
+                best = consistency.answer(results)
+                if best is not None:
+                    size = f"{total_cpus(best):.2f}"
+                    how = f"question 1's answer: {best.label} (no model fitted)"
+        else:
+            cores = total_cpus(engine.config)
+            reading = found.knee
+            if reading.kind == "measured" and reading.low and math.isfinite(cores):
+                per_core = reading.low / cores
+                # The proportional model of section 5 on the lever's one bracketed knee.
+                need = rate / per_core
+                size = f"{need:.2f}"
+                how = f"proportional to its knee: {per_core:,.0f} req/s per core"
+            elif engine.meets and engine.trusted and math.isfinite(cores):
+                size = f"<= {cores:.2f}"
+                how = (
+                    f"measured: {engine.config.label} met the target; its knee is "
+                    f"{'a lower bound' if reading.kind == 'lower-bound' else 'host-limited'}, "
+                    "so no model can place the smallest size below it"
+                )
+        rows.append([_engine_name(engine), floor_text, size, how])
+    return rows
+
+
+def _engine_lever(results: ExperimentResults) -> list[str]:
+    found = lever_mod.of(results)
+    if found is None:
+        return []
+    rate = found.target_rate
+    config = found.lever.config
+    lever_plan = results.plan["engine_lever"]
+    others = [r for r in lever_plan.get("rates", []) if not math.isclose(r, rate)]
+    lines = [
+        "## 6. The engine as a lever",
+        "",
+        f"The same deployment ({config.label}: {_shape(config)}), the same target ({rate:g} "
+        "requests/s arriving), SLO and method; only the engine changes: "
+        f"{_engine_name(found.baseline)} (the plan's, the matrix's own step at the target) "
+        f"against {_engine_name(found.lever)}, measured once more at {rate:g}/s"
+        + (f" and {', '.join(f'{r:g}' for r in others)}/s" if others else "")
+        + ". CPU-seconds per 1,000 predictions = the replicas' CPU over the prediction "
+        "requests completed, per window (median [range]).",
+        "",
+    ]
+    rows = []
+    for engine in (found.baseline, found.lever):
+        step = engine.step
+        figures = judge.figures(step.windows) if step else None
+        verdict = "-" if step is None else ("meets" if engine.meets else "misses")
+        knee = _knee_text(engine.config) if engine is found.baseline else None
+        rows.append(
+            [
+                _engine_name(engine),
+                _spread(figures.offered if figures else None),
+                _spread(figures.achieved if figures else None),
+                _spread(figures.error_ratio if figures else None, "pct", 2),
+                _spread(engine.p95, "ms"),
+                _spread(engine.cores_used, "num", 2),
+                _spread(engine.cpu_per_1000, "num", 2),
+                verdict,
+                knee if knee is not None else _lever_knee_text(found.knee),
+                _step_trusted(step),
+            ]
+        )
+    columns = ["engine", f"#offered at {rate:g}/s", "#achieved (req/s)", "#errors"]
+    columns += ["#P95 (all)", "#replicas' CPU (cores)", "#CPU-s per 1,000 predictions"]
+    lines += _table([*columns, "verdict", "#knee (req/s)", "trusted"], rows)
+    lines.append("")
+    cpu, p95 = found.cpu_ratio, found.p95_ratio
+    if cpu is not None and p95 is not None:
+        both = found.baseline.trusted and found.lever.trusted
+        lines.append(
+            f"**Answer:** at {rate:g} requests/s on {config.label}, "
+            f"{found.lever.engine} spends **{cpu:.1f}x less CPU per prediction** than "
+            f"{found.baseline.engine} ({_num(found.lever.cpu_per_1000.median, 2)} against "
+            f"{_num(found.baseline.cpu_per_1000.median, 2)} CPU-seconds per 1,000; medians), "
+            f"with a P95 {p95:.1f}x lower ({_ms(found.lever.p95.median)} against "
+            f"{_ms(found.baseline.p95.median)}). The {found.baseline.engine} step "
+            f"{'meets' if found.baseline.meets else 'misses'} the SLO, the "
+            f"{found.lever.engine} step {'meets' if found.lever.meets else 'misses'} it"
+            + ("." if both else "; one of the two steps is untrusted (see the flags).")
+        )
+        if not found.baseline.meets:
+            lines.append(
+                f"A step that misses runs at its CPU limit: {found.baseline.engine}'s CPU per "
+                "prediction there is a floor, and the ratio with it."
+            )
+    else:
+        lines.append("**Answer:** the data cannot tell: a step at the target is missing.")
+    lines.append("")
+    reading = found.knee
+    if reading.kind == "measured":
+        lines.append(
+            f"The {found.lever.engine} engine's knee on {config.label}: {_num(reading.low)} "
+            f"requests/s (fails at {_num(reading.high)})."
+        )
+    elif reading.kind == "lower-bound":
+        lines.append(
+            f"Every {found.lever.engine} step up to {_num(reading.low)} requests/s was "
+            "sustained within the SLO, no flag saying the host was the limit: its knee is "
+            "at least that (a lower bound); add higher rates to bracket it."
+        )
+    else:
+        why = "; ".join([*reading.limits, *(f"the generator {s}" for s in reading.short)])
+        lines.append(
+            f"**The {found.lever.engine} engine's knee is not measured here** ({why}): "
+            "at these rates the load generator and the host, which share 2 cores with the "
+            "replicas, are the limit, not the engine; its true knee is far above what this "
+            "host can offer. `make bench` measures the serving path's ceiling without Locust."
+        )
+    lines += ["", f"Resources each engine needs for {rate:g} requests/s:", ""]
+    columns = ["engine", "#busy cores at the target (CPU per prediction x rate; a floor)"]
+    lines += _table([*columns, "#CPU in all", "how"], _lever_needs(results, found))
+    lines += ["", f"Steps of {config.label} serving {_engine_name(found.lever)}:", ""]
+    lines += _steps_table(found.lever.config, rate)
+    return lines
+
+
 def _one_vs_several(results: ExperimentResults) -> list[str]:
     lines = ["## 4. One instance against several", ""]
     singles = [c for c in results.configs if c.replicas == 1]
@@ -629,7 +794,7 @@ def _range(values: list[float]) -> str:
 def _side_by_side(results: ExperimentResults) -> list[str]:
     ours = {c.label: c for c in results.configs}
     common = [label for label in WORKSHOP if label in ours]
-    lines = ["## 6. Side by side with the workshop", ""]
+    lines = ["## 7. Side by side with the workshop", ""]
     if not common:
         lines.append("None of the workshop's deployments is in this plan.")
         return lines
@@ -911,6 +1076,9 @@ def render(results: ExperimentResults) -> str:
     lines += [*_capacity(results), ""]
     lines += [*_one_vs_several(results), ""]
     lines += [*_model(results), ""]
+    lever_lines = _engine_lever(results)
+    if lever_lines:
+        lines += [*lever_lines, ""]
     lines += [*_side_by_side(results), ""]
     lines += [*_flags(results), ""]
     lines += ["## Errors by origin at the target rate", ""]

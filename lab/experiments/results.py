@@ -110,14 +110,23 @@ class ExperimentResults:
     # `capacity --target-rps`: the model fitted on earlier knees and its prediction for
     # the deployment this run measured (lab/experiments/predict.py).
     prediction: dict[str, Any] | None = None
+    # `engine_lever`: the lever's deployment measured with the lever's service (its
+    # baseline is the config of the same label in `configs`).
+    engine_lever: ConfigResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "configs": [c.to_dict() for c in self.configs]}
+        return {
+            **asdict(self),
+            "configs": [c.to_dict() for c in self.configs],
+            "engine_lever": None if self.engine_lever is None else self.engine_lever.to_dict(),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExperimentResults:
         data = dict(data)
         data["configs"] = [ConfigResult.from_dict(c) for c in data["configs"]]
+        lever = data.get("engine_lever")
+        data["engine_lever"] = None if lever is None else ConfigResult.from_dict(lever)
         return cls(**data)
 
 
@@ -147,12 +156,16 @@ def _write_csv(results: ExperimentResults, path: Path) -> None:
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
         writer.writeheader()
-        for config in results.configs:
+        # The engine lever's steps follow the matrix's, their kind prefixed "lever-".
+        measured = [(c, "") for c in results.configs]
+        if results.engine_lever is not None:
+            measured.append((results.engine_lever, "lever-"))
+        for config, prefix in measured:
             rows: list[tuple[str, float | None, int, Measurement]] = [
                 ("workshop-view", None, n, m) for n, m in enumerate(config.workshop, start=1)
             ]
             for step in sorted(config.steps, key=lambda s: s.rate):
-                kind = "bisection" if step.refined else "step"
+                kind = prefix + ("bisection" if step.refined else "step")
                 rows += [(kind, step.rate, n, m) for n, m in enumerate(step.windows, start=1)]
             for kind, rate, number, m in rows:
                 client, server = m.layers["client"], m.layers["server"]

@@ -40,7 +40,7 @@ from lab.errors import LabError
 from lab.experiments import judge
 from lab.experiments.loadrun import LocustLauncher, LocustRun
 from lab.experiments.measure import Measurement, WindowReader
-from lab.experiments.plan import Experiment, window_problem
+from lab.experiments.plan import Experiment, Service, window_problem
 from lab.experiments.raw import HostCpu, RecordingPrometheus
 from lab.experiments.report import write_report
 from lab.experiments.results import ConfigResult, ExperimentResults, Step, save
@@ -171,6 +171,9 @@ class ExperimentRunner:
                         result = self._run_config(deployment, prefix, capacity_only)
                         self.results.configs.append(result)
                         self._save()
+                    if self.experiment.engine_lever is not None and only is None:
+                        self.results.engine_lever = self._engine_lever()
+                        self._save()
             self.results.status = "complete"
         except KeyboardInterrupt:
             if self.current is not None:
@@ -205,13 +208,14 @@ class ExperimentRunner:
         if problem is not None:
             raise LabError(problem)
 
-    def _use_service_settings(self) -> None:
+    def _use_service_settings(self, service: Service | None = None) -> None:
         """Replicas read API_ENGINE and API_BATCHING from the environment they start in."""
-        os.environ["API_ENGINE"] = self.experiment.service.engine
-        os.environ["API_BATCHING"] = self.experiment.service.batching
+        service = service or self.experiment.service
+        os.environ["API_ENGINE"] = service.engine
+        os.environ["API_BATCHING"] = service.batching
 
-    def _serving_as_planned(self) -> bool:
-        want = self.experiment.service
+    def _serving_as_planned(self, service: Service | None = None) -> bool:
+        want = service or self.experiment.service
         batching = want.batching == "on"
         try:
             for url in self.runtime.replica_urls():
@@ -242,6 +246,37 @@ class ExperimentRunner:
                 self._failover(deployment, result, prefix)
         self._capacity(deployment, result, prefix)
         windows = [m for step in result.steps for m in step.windows] + result.workshop
+        limits = None if deployment.cpus is None else deployment.replicas * deployment.cpus
+        host = judge.host_flag(windows, limits, self.host.cores)
+        result.flags = [host] if host else []
+        return result
+
+    def _engine_lever(self) -> ConfigResult:
+        """The lever's deployment again, serving with the lever's engine: the capacity
+        steps only (the target's rate among them), same settle, windows and repeats."""
+        lever = self.experiment.engine_lever
+        deployment = self.experiment.lever_deployment()
+        assert lever is not None and deployment is not None
+        prefix = f"engine lever {deployment.label} ({lever.service.engine})"
+        result = ConfigResult(
+            deployment.label, deployment.replicas, deployment.cpus, deployment.memory
+        )
+        self._phase(f"{prefix}: restarting the replicas with the lever's engine")
+        self._use_service_settings(lever.service)
+        try:
+            with deferred_interrupt():
+                self.runtime.scale(deployment, replace=not self._serving_as_planned(lever.service))
+            if not self._serving_as_planned(lever.service):
+                raise LabError(
+                    f"the replicas do not serve with engine {lever.service.engine}, batching "
+                    f"{lever.service.batching} after a restart: check `make logs`"
+                )
+            self._wait_quiet(prefix)
+            self._capacity(deployment, result, prefix, self.experiment.lever_rates(), lever.refine)
+        finally:
+            # The stack goes back to the plan's service for whatever runs next.
+            self._use_service_settings()
+        windows = [m for step in result.steps for m in step.windows]
         limits = None if deployment.cpus is None else deployment.replicas * deployment.cpus
         host = judge.host_flag(windows, limits, self.host.cores)
         result.flags = [host] if host else []
@@ -321,12 +356,21 @@ class ExperimentRunner:
         }
         self._wait_quiet(prefix)
 
-    def _capacity(self, deployment: Deployment, result: ConfigResult, prefix: str) -> None:
+    def _capacity(
+        self,
+        deployment: Deployment,
+        result: ConfigResult,
+        prefix: str,
+        rates: list[float] | None = None,
+        refine: int | None = None,
+    ) -> None:
         """Step the open-model rate up in one run (the target's rate among the steps)
         until a step fails, measure once more each step whose repeats disagreed, then
-        bisect between the last sustained rate and the first failing one."""
+        bisect between the last sustained rate and the first failing one. `rates` and
+        `refine` default to the plan's capacity search (the engine lever has its own)."""
         plan = self.experiment.capacity
-        rates = plan.with_target(self.experiment.target.arrival_rate)
+        rates = rates or plan.with_target(self.experiment.target.arrival_rate)
+        refine = plan.refine if refine is None else refine
         run_id = f"{self.experiment.name}-{deployment.label}-capacity-{int(time.time())}"
         users = plan.users(max(rates))
         args = [
@@ -350,10 +394,10 @@ class ExperimentRunner:
         for step in list(result.steps):
             self._remeasure_if_unsure(deployment, step, prefix)
         low, high = judge.knee(result.steps)
-        for number in range(1, plan.refine + 1 if high is not None else 1):
+        for number in range(1, refine + 1 if high is not None else 1):
             assert high is not None
             rate = round(((low or 0.0) + high) / 2, 1)
-            self._phase(f"{prefix}: refining the knee {number}/{plan.refine}, {rate:g}/s")
+            self._phase(f"{prefix}: refining the knee {number}/{refine}, {rate:g}/s")
             step = self._separate_run(deployment, rate, prefix, refined=True)
             result.steps.append(step)
             self._remeasure_if_unsure(deployment, step, prefix)

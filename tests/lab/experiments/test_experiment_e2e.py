@@ -30,6 +30,9 @@ capacity: {rates: [40], settle: 1s, window: 8s, repeats: 1, latency_budget: 1s, 
 configs:
   - {replicas: 1, cpus: 0.5, memory: 256m}
   - {replicas: 2, cpus: 0.5, memory: 256m}
+# The lever the other way round (the slow engine), so the replicas' restart with another
+# engine is exercised at one step of the target's rate on the plan's smallest config.
+engine_lever: {service: {engine: sklearn, batching: "off"}}
 """
 
 STARVED = """
@@ -94,7 +97,12 @@ def test_tiny_matrix_writes_every_file_and_matches_prometheus(
     # Every window measured again from the raw series alone gives the stored figures.
     stored = load(folder)
     reader = WindowReader(ReplayPrometheus(folder), lab_scrape_interval(lab), float(PUSH_INTERVAL))
-    windows = [m for c in stored.configs for s in c.steps for m in s.windows]
+    assert stored.engine_lever is not None
+    assert stored.engine_lever.label == "r1-c0.5-m256m"
+    assert [s.rate for s in stored.engine_lever.steps] == [40]
+    lever_windows = [m for s in stored.engine_lever.steps for m in s.windows]
+    assert lever_windows[0].layers["client"].rps
+    windows = [m for c in stored.configs for s in c.steps for m in s.windows] + lever_windows
     for m in windows:
         again = reader.measure(m.config, m.run_id, m.start, m.end)
         again.host_busy = m.host_busy
