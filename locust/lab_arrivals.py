@@ -5,7 +5,8 @@ now (--arrival-rate, or the steps of --arrival-rates) and hands out one token pe
 each user takes a token before each task. A rate change applies at the next arrival, not
 when a user's own long wait ends, and when every user is busy the tokens wait: the
 achieved rate then falls short of the offered one, which the summary reports. A process
-offers its share of the rate: all of it when alone, its users' share among workers.
+offers its share of the rate: all of it when alone, its users' share among workers;
+a master runs no users and no clock.
 """
 
 from __future__ import annotations
@@ -32,11 +33,15 @@ class ArrivalClock:
         self._greenlet = gevent.spawn(self._run)
 
     def _share(self) -> float:
-        """This process's part of the total rate (its users among all users)."""
-        runner = self.environment.runner
+        """This process's part of the total rate (its users among all users).
+
+        A worker's users are set just after its test starts: until then it has none and
+        offers nothing, rather than the whole rate."""
         options = self.environment.parsed_options
-        total = max(1, getattr(options, "num_users", 1) or 1)
-        mine = getattr(runner, "target_user_count", total) or total
+        # A worker learns the run's users from its master (lab_run.LabRun.test_start).
+        users = getattr(options, "lab_users_total", None) or options.num_users
+        total = max(1, users or 1)
+        mine = self.environment.runner.target_user_count
         return min(1.0, mine / total)
 
     def _run(self) -> None:

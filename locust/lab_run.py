@@ -67,6 +67,7 @@ class LabRun:
         self.started = 0.0
         self.stopped = 0.0
         self._sampler: gevent.Greenlet | None = None
+        self._finishing: gevent.Greenlet | None = None
         self.arrivals: ArrivalClock | None = None
         self._run_id_given = "LOCUST_RUN_ID" in os.environ or any(
             arg.startswith("--run-id") for arg in sys.argv
@@ -99,26 +100,41 @@ class LabRun:
             if not self._run_id_given:
                 # A second run in the same process gets an id of its own.
                 options.run_id = default_run_id()
+        if self.role == "master" and self.env.runner is not None:
+            # Workers split the open model's rate by their users' share of the run's users.
+            # Locust sends workers the master's custom options, not its user count (a
+            # worker on another host reads its own locust.conf): this option carries it.
+            # A user count changed later in the web UI keeps the shares of the start.
+            options.lab_users_total = self.env.runner.target_user_count
         self.tally = LatencyTally()
         self.cpu.reset()
         self.cpu_max = 0.0
         self.users_max = 0
         self.started = time.time()
         self.metrics = RunMetrics(options.config_label)
-        # Open-model users take their arrivals from this clock (lab_users.PenguinUser).
+        # Open-model users take their arrivals from this clock (lab_users.PenguinUser). A
+        # master runs no users, so it draws no arrivals: each worker draws its users' share
+        # and pushes it, and the sum over the run's groups is the run's arrivals.
         if self.arrivals is not None:
             self.arrivals.stop()
         self.arrivals = None
-        if options.shape == "open":
+        if options.shape == "open" and self.role != "master":
             counter = self.metrics.arrivals.labels(options.config_label)
             self.arrivals = ArrivalClock(self.env, self.started, on_arrival=counter.inc)
         self.env.lab_arrivals = self.arrivals  # type: ignore[attr-defined]
-        self.metrics.started.labels(options.config_label).set(self.started)
-        self.metrics.offered.labels(options.config_label).set(self._offered(0.0))
-        self.metrics.think.labels(options.config_label).set(options.think_time)
-        self.metrics.info.labels(options.config_label).info(
-            {"shape": options.shape, "host": str(self.env.host), "users": str(options.num_users)}
-        )
+        if self.role != "worker":
+            # The run's settings, pushed by one process only (the master or the only one),
+            # as locust_users: a sum over the run's groups then counts each once.
+            self.metrics.started.labels(options.config_label).set(self.started)
+            self.metrics.offered.labels(options.config_label).set(self._offered(0.0))
+            self.metrics.think.labels(options.config_label).set(options.think_time)
+            self.metrics.info.labels(options.config_label).info(
+                {
+                    "shape": options.shape,
+                    "host": str(self.env.host),
+                    "users": str(options.num_users),
+                }
+            )
         if options.pushgateway:
             self.pusher = Pusher(
                 self.metrics,
@@ -142,12 +158,26 @@ class LabRun:
             self._sampler.kill(block=False)
             self._sampler = None
         if self.pusher is not None:
-            self.pusher.finish()
-            self.pusher = None
+            pusher, self.pusher = self.pusher, None
+            if self.role == "master":
+                # When a headless run ends, Locust tells the workers to quit only after the
+                # master's test_stop listeners return: lingering here would keep their
+                # users and arrival clocks running past the run. Quitting waits for it.
+                self._finishing = gevent.spawn(pusher.finish)
+            else:
+                pusher.finish()
 
     def quitting(self) -> None:
+        runner = self.env.runner
+        if self.role == "master" and runner is not None:
+            # Stopped by a signal, Locust quits its listeners before its workers: stop them
+            # first, so their last requests are in the summary. A no-op once stopped.
+            runner.stop()
         if self.pusher is not None:
             self.test_stop()
+        if self._finishing is not None:
+            self._finishing.join()
+            self._finishing = None
         if self.role != "worker" and self.metrics is not None:
             self.report(self.summarize())
 
@@ -184,7 +214,9 @@ class LabRun:
             return
         config = metrics.config
         metrics.cpu.labels(config, self.role).set(self.cpu_now)
-        if self.role != "worker" and self.env.runner is not None:
+        if self.role == "worker":
+            return
+        if self.env.runner is not None:
             metrics.users.labels(config).set(self.env.runner.user_count)
         metrics.offered.labels(config).set(self._offered(time.time() - self.started))
 
@@ -204,10 +236,12 @@ class LabRun:
             else 0.0
         )
         rps = total.total_rps
-        mean_latency = (total.avg_response_time or 0.0) / 1000.0
+        # The closed model's bound, users / think time, as the experiments' judge and the
+        # dashboards define it (lab/trust.py): never users / (think time + latency), which
+        # by Little's law any steady closed run reaches.
         ceiling = None
-        if options.shape != "open" and self.users_max:
-            ceiling = self.users_max / (options.think_time + mean_latency)
+        if options.shape != "open":
+            ceiling = trust.closed_model_bound(self.users_max, options.think_time)
         # The SLO's P95: all requests, failures included (lab/slo.py).
         p95 = self.tally.quantile(slo.PERCENTILE)
         checks: dict[str, bool] = {}

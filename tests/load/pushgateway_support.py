@@ -124,6 +124,47 @@ class GroupWatcher:
             self._stop.wait(0.1)
 
 
+@dataclass
+class LastPushes:
+    """Polls the Pushgateway and keeps the last push of each of one run's groups, by
+    instance: what Prometheus scraped last from each Locust process before its group went."""
+
+    gateway: Pushgateway
+    run_id: str
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> LastPushes:
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            try:
+                groups = self.gateway.groups()
+            except (httpx.HTTPError, ValueError):
+                groups = []
+            for group in groups:
+                if group["labels"].get("run_id") == self.run_id:
+                    self.groups[group["labels"]["instance"]] = group
+            self._stop.wait(0.1)
+
+    def pushing(self, family: str) -> dict[str, float]:
+        """The instances whose last push holds `family`, with the sum of its samples."""
+        return {
+            instance: metric_sum(group, family)
+            for instance, group in self.groups.items()
+            if (group.get(family) or {}).get("metrics")
+        }
+
+
 class Replica:
     """One API replica, the target of the Locust runs (no stack around it)."""
 

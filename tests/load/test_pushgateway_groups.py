@@ -27,6 +27,7 @@ from monitoring.pushgateway import (
 )
 from tests.load.pushgateway_support import (
     GroupWatcher,
+    LastPushes,
     Pushgateway,
     Replica,
     locust_command,
@@ -288,3 +289,33 @@ def test_final_state_waits_for_a_pushgateway_that_is_down_when_the_run_ends(
     assert "gave up pushing the final state" not in output
     assert watcher.pushes[-1].requests == read_summary(summary)["requests"]
     assert watcher.pushes[-1].push_failures > 0
+
+
+def test_open_model_with_two_workers_pushes_each_arrival_and_the_offered_rate_once(
+    gateway: Pushgateway, replica: Replica, tmp_path: Path
+) -> None:
+    summary = tmp_path / "summary.json"
+    log = tmp_path / "locust.log"
+    command = locust_command(
+        replica.url, gateway.url, "two-workers", "5s", "--processes", "2",
+        "--shape", "open", "--arrival-rate", "20", "--summary-json", str(summary),
+    )  # fmt: skip
+    with LastPushes(gateway, "two-workers") as pushes:
+        exit_code = subprocess.run(
+            command, cwd=REPO, stdout=log.open("wb"), stderr=subprocess.STDOUT, timeout=120
+        ).returncode
+    output = log.read_text()
+    arrivals = pushes.pushing("locust_arrivals_total")
+    offered = pushes.pushing("locust_offered_rate")
+    requests = read_summary(summary)["requests"]
+
+    assert exit_code == 0, output[-3000:]
+    assert len(pushes.groups) == 3, list(pushes.groups)
+    # The workers draw the arrivals, each its users' share; the master, with no users,
+    # draws none. Every request took one arrival, and few arrivals wait unserved at the
+    # end (4 users on a fast replica): a sum over the groups counts each arrival once.
+    assert len(arrivals) == 2 and not [i for i in arrivals if i.endswith("-master")]
+    assert requests <= sum(arrivals.values()) <= 1.1 * requests + 4, (arrivals, requests)
+    # The run's rate comes from the master alone, so sum() and max() both read it.
+    assert list(offered) == [i for i in pushes.groups if i.endswith("-master")]
+    assert list(offered.values()) == [20.0]
