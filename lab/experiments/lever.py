@@ -89,11 +89,12 @@ class EngineAtTarget:
         engine's measured CPU per prediction: a floor, before any headroom."""
         if self.cpu_per_1000 is None or self.step is None:
             return None
-        predictions = judge.figures(self.step.windows).predictions
-        if predictions is None or not predictions.median:
+        # Predictions per arrival: each arrival sends one request, most of them
+        # predictions; measured over the requests completed, whatever was left undone.
+        found = judge.figures(self.step.windows)
+        if found.predictions is None or found.achieved is None or not found.achieved.median:
             return None
-        offered = judge.figures(self.step.windows).offered
-        share = predictions.median / offered.median if offered and offered.median else 0.9
+        share = found.predictions.median / found.achieved.median
         return self.cpu_per_1000.median / 1000 * share * target_rate
 
 

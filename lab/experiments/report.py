@@ -427,7 +427,7 @@ def _bisected(results: ExperimentResults) -> str:
     refine = int(results.plan["capacity"].get("refine", 1))
     if refine == 0:
         return " (no bisection: the knee lies between two measured steps)"
-    return f", then bisected {refine} time{'s' if refine > 1 else ''}"
+    return ", then bisected " + ("once" if refine == 1 else f"{refine} times")
 
 
 def _capacity(results: ExperimentResults) -> list[str]:
@@ -688,8 +688,8 @@ def _engine_lever(results: ExperimentResults) -> list[str]:
             f"{found.baseline.engine} ({_num(found.lever.cpu_per_1000.median, 2)} against "
             f"{_num(found.baseline.cpu_per_1000.median, 2)} CPU-seconds per 1,000; medians), "
             f"with a P95 {p95:.1f}x lower ({_ms(found.lever.p95.median)} against "
-            f"{_ms(found.baseline.p95.median)}). The {found.baseline.engine} step "
-            f"{'meets' if found.baseline.meets else 'misses'} the SLO, the "
+            f"{_ms(found.baseline.p95.median)}). At the target the {found.baseline.engine} "
+            f"step {'meets' if found.baseline.meets else 'misses'} the SLO, the "
             f"{found.lever.engine} step {'meets' if found.lever.meets else 'misses'} it"
             + ("." if both else "; one of the two steps is untrusted (see the flags).")
         )
@@ -888,6 +888,20 @@ def _flags(results: ExperimentResults) -> list[str]:
                         str(flag),
                     ]
                 )
+    lever = results.engine_lever
+    if lever is not None:
+        engine = results.plan.get("engine_lever", {}).get("service", {}).get("engine", "lever")
+        for flag in lever.flags:
+            rows.append(
+                [f"{lever.label} ({engine})", "deployment", flag.kind.value,
+                 _yes(flag.invalidates), str(flag)]
+            )  # fmt: skip
+        for step in sorted(lever.steps, key=lambda s: (s.rate, s.refined)):
+            for flag in step.flags:
+                rows.append(
+                    [f"{lever.label} ({engine})", f"{step.rate:g}/s", flag.kind.value,
+                     _yes(flag.invalidates), str(flag)]
+                )  # fmt: skip
     if rows:
         lines += _table(["config", "row", "flag", "invalidates", "why"], rows)
     else:
@@ -897,6 +911,40 @@ def _flags(results: ExperimentResults) -> list[str]:
 
 def _yes(value: bool) -> str:
     return "yes" if value else "no (caveat)"
+
+
+ORIGINS = (
+    ("app", "app-born (5xx from a replica)"),
+    ("proxy", "proxy-born (5xx from Traefik)"),
+    ("client", "client-born (timeouts, refused, 4xx)"),
+)
+
+
+def _errors_by_origin(results: ExperimentResults) -> list[str]:
+    rate = target_rate(results)
+    lines = [
+        "## Errors by origin at the target rate",
+        "",
+        f"Each origin's errors at the {rate:g}/s step as a share of the prediction requests "
+        "the client sent (the denominator of question 1's errors), median [range] over the "
+        "step's windows. The replicas' and Traefik's counts are scraped, the client's "
+        "pushed: in one window a layer may count an error the client saw in the next, so "
+        "the three shares add up to at least question 1's error ratio, not exactly to it.",
+        "",
+    ]
+    rows = []
+    for c in results.configs:
+        step = target_step(c, results)
+        windows = step.windows if step else []
+        found = judge.figures(windows) if step else None
+        shares = [
+            _spread(Spread.of(m.errors_by_origin.get(key) for m in windows), "pct", 2)
+            for key, _ in ORIGINS
+        ]
+        rows.append([c.label, _spread(found.error_ratio if found else None, "pct", 2), *shares])
+    columns = ["config", "#errors (question 1)", *(f"#{name}" for _, name in ORIGINS)]
+    lines += _table(columns, rows)
+    return lines
 
 
 def _self_check(results: ExperimentResults) -> list[str]:
@@ -1081,15 +1129,7 @@ def render(results: ExperimentResults) -> str:
         lines += [*lever_lines, ""]
     lines += [*_side_by_side(results), ""]
     lines += [*_flags(results), ""]
-    lines += ["## Errors by origin at the target rate", ""]
-    rows = []
-    for c in results.configs:
-        step = target_step(c, results)
-        origins = [m.errors_by_origin for m in step.windows] if step else []
-        worst = {k: _max(o.get(k) for o in origins) for k in ("app", "proxy", "client")}
-        rows.append([c.label, _pct(worst["app"]), _pct(worst["proxy"]), _pct(worst["client"])])
-    columns = ["config", "#app-born (5xx from a replica)", "#proxy-born (5xx from Traefik)"]
-    lines += _table([*columns, "#client-born (timeouts, refused, 4xx)"], rows)
+    lines += _errors_by_origin(results)
     lines += ["", *_self_check(results), ""]
     lines += [
         "Files: results.json (everything this report shows), results.csv (a row per "
