@@ -112,8 +112,9 @@ def exact_knee(config: ConfigResult) -> float | None:
 
 def _method(results: ExperimentResults) -> str:
     plan = results.plan["capacity"]
+    windows = "window" if plan["repeats"] == 1 else "windows"
     return (
-        f"each step: {plan['settle']:g} s of warm-up, then {plan['repeats']} windows of "
+        f"each step: {plan['settle']:g} s of warm-up, then {plan['repeats']} {windows} of "
         f"{plan['window']:g} s; the median decides, [min-max] shows the spread; a step "
         f"whose windows disagree (verdicts differ, or the shares of their arrivals they "
         f"completed lie more than {plan['tolerance']:.0%} apart) is measured once more in "

@@ -371,28 +371,15 @@ class ExperimentRunner:
         plan = self.experiment.capacity
         rates = rates or plan.with_target(self.experiment.target.arrival_rate)
         refine = plan.refine if refine is None else refine
-        run_id = f"{self.experiment.name}-{deployment.label}-capacity-{int(time.time())}"
-        users = plan.users(max(rates))
-        args = [
-            "-u", str(users), "-r", str(users), "--shape", "open",
-            "--arrival-rates", ",".join(f"{rate:g}" for rate in rates),
-            "--step-seconds", str(plan.step),
-        ]  # fmt: skip
-        self._phase(f"{prefix}: capacity search, starting")
-        run = self._start(run_id, deployment.label, args, plan.step * len(rates))
-        for index, rate in enumerate(rates):
-            label = f"{prefix}: step {index + 1}/{len(rates)}, {rate:g}/s"
-            start = run.started + index * plan.step
-            windows = self._windows(deployment, run_id, start, label)
-            step = self._step(deployment, rate, windows)
-            result.steps.append(step)
-            if plan.stop_after_breach and not step.ok:
+        remaining = list(rates)
+        while remaining:
+            self._search(deployment, result, prefix, remaining)
+            measured = {step.rate for step in result.steps}
+            remaining = [rate for rate in remaining if rate not in measured]
+            # The search stopped at a failing step that its re-measurement found sustained
+            # within the SLO after all: the steps above it are still to be measured.
+            if not all(step.ok for step in result.steps):
                 break
-        self.launcher.stop(run)
-        self.current = None
-        self._wait_quiet(prefix)
-        for step in list(result.steps):
-            self._remeasure_if_unsure(deployment, step, prefix)
         low, high = judge.knee(result.steps)
         for number in range(1, refine + 1 if high is not None else 1):
             assert high is not None
@@ -404,6 +391,37 @@ class ExperimentRunner:
             low, high = judge.knee(result.steps)
         result.knee_rps, result.knee_upper_rps = judge.knee(result.steps)
         result.meets_target = judge.meets_target(result.steps, self.experiment.target.arrival_rate)
+
+    def _search(
+        self, deployment: Deployment, result: ConfigResult, prefix: str, rates: list[float]
+    ) -> None:
+        """One stepped open-model run over `rates`, stopping at the first failing step
+        (stop_after_breach), then each step whose repeats disagreed measured once more."""
+        plan = self.experiment.capacity
+        run_id = f"{self.experiment.name}-{deployment.label}-capacity-{int(time.time())}"
+        users = plan.users(max(rates))
+        args = [
+            "-u", str(users), "-r", str(users), "--shape", "open",
+            "--arrival-rates", ",".join(f"{rate:g}" for rate in rates),
+            "--step-seconds", str(plan.step),
+        ]  # fmt: skip
+        self._phase(f"{prefix}: capacity search, starting")
+        run = self._start(run_id, deployment.label, args, plan.step * len(rates))
+        searched = []
+        for index, rate in enumerate(rates):
+            label = f"{prefix}: step {index + 1}/{len(rates)}, {rate:g}/s"
+            start = run.started + index * plan.step
+            windows = self._windows(deployment, run_id, start, label)
+            step = self._step(deployment, rate, windows)
+            result.steps.append(step)
+            searched.append(step)
+            if plan.stop_after_breach and not step.ok:
+                break
+        self.launcher.stop(run)
+        self.current = None
+        self._wait_quiet(prefix)
+        for step in searched:
+            self._remeasure_if_unsure(deployment, step, prefix)
 
     def _windows(
         self, deployment: Deployment, run_id: str, start: float, label: str

@@ -25,7 +25,7 @@ name: tiny
 description: Two small deployments, one window per step, for the test suite.
 service: {engine: onnx, batching: "on"}
 target: {arrival_rate: 40}
-failover: {enabled: true, users: 10, think_time: 0.2s, duration: 8s, kill_after: 2s}
+failover: {enabled: true, users: 10, think_time: 0.2s, duration: 6s, kill_after: 2s}
 capacity: {rates: [40], settle: 1s, window: 8s, repeats: 1, latency_budget: 1s, refine: 0}
 configs:
   - {replicas: 1, cpus: 0.5, memory: 256m}
