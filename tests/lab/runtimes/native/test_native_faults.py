@@ -224,7 +224,7 @@ def test_a_corrupt_state_file_gives_one_message_and_down_still_stops_everything(
     fresh: NativeLab,
 ) -> None:
     ours = fresh.running()
-    ports = {fresh.ports[k] for k in ("web", "traefik", "prometheus", "pushgateway")}
+    ports = {fresh.ports[k] for k in ("web", "traefik", "prometheus", "pushgateway", "dashboards")}
     ports |= {r["port"] for r in fresh.state()["replicas"]}
     (fresh.run_dir / "state.json").write_text("{")
 
@@ -242,6 +242,7 @@ def test_a_corrupt_state_file_gives_one_message_and_down_still_stops_everything(
     assert down.returncode == 0
     assert {n for n, _ in ours} == {
         "supervisor",
+        "dashboards",
         "traefik",
         "prometheus",
         "pushgateway",

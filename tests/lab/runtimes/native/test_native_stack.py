@@ -147,11 +147,14 @@ def test_kill_9_of_a_replica_fails_only_in_flight_requests(lab: NativeLab) -> No
     # Only the requests the replica had when it died fail: those in flight on it, and
     # those Traefik handed it (on a pooled connection) before its health check, every
     # 250 ms, took it out; a refused new connection is retried on the other replica.
-    # So every failure is Traefik's 502 for the dead replica, none comes after it left
-    # the rotation (1 s of grace for answers already on their way), and they number about
-    # one round of the clients (7-29 measured with 20 clients, depending on the host's load).
+    # So every failure is Traefik's 502 for the dead replica, or, for an answer the
+    # replica died while sending (uvicorn writes headers and body in two calls, and
+    # Traefik had already forwarded the headers), a connection closed mid-answer. None
+    # comes after it left the rotation (1 s of grace for answers already on their way),
+    # and they number about one round of the clients (7-29 measured with 20 clients,
+    # depending on the host's load).
     left_at = killed_at + out_of_rotation
-    assert set(load.statuses) <= {200, 502}, load.statuses
+    assert set(load.statuses) <= {200, 502, "RemoteProtocolError"}, load.statuses
     late = [round(at - left_at, 2) for at, _ in load.failures if at > left_at + 1.0]
     assert not late, f"failures after the replica left Traefik: {late}"
     assert load.failed <= 2 * load.clients, load.statuses
