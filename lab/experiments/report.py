@@ -709,10 +709,21 @@ def _engine_lever(results: ExperimentResults) -> list[str]:
             f"requests/s (fails at {_num(reading.high)})."
         )
     elif reading.kind == "lower-bound":
+        top = max(found.lever.config.steps, key=lambda s: s.rate)
+        cpu = judge.figures(top.windows).cpu_of_limit
+        by_cpu = ""
+        if cpu is not None and cpu.median > 0:
+            by_cpu = (
+                f" At {top.rate:g}/s its replica used {cpu.median:.0%} of its CPU limit: by "
+                f"CPU alone its knee would lie near {top.rate / cpu.median:,.0f} requests/s, "
+                "an extrapolation, not a measurement (on this host the load generator and "
+                "the proxy share the 2 cores with it). `make bench` measures the serving "
+                "path's ceiling without Locust."
+            )
         lines.append(
             f"Every {found.lever.engine} step up to {_num(reading.low)} requests/s was "
             "sustained within the SLO, no flag saying the host was the limit: its knee is "
-            "at least that (a lower bound); add higher rates to bracket it."
+            "at least that (a lower bound); add higher rates to bracket it." + by_cpu
         )
     else:
         why = "; ".join([*reading.limits, *(f"the generator {s}" for s in reading.short)])
@@ -724,7 +735,16 @@ def _engine_lever(results: ExperimentResults) -> list[str]:
         )
     lines += ["", f"Resources each engine needs for {rate:g} requests/s:", ""]
     columns = ["engine", "#busy cores at the target (CPU per prediction x rate; a floor)"]
-    lines += _table([*columns, "#CPU in all", "how"], _lever_needs(results, found))
+    needs = _lever_needs(results, found)
+    lines += _table([*columns, "#CPU in all", "how"], needs)
+    floors = [found.baseline.cores_for(rate), found.lever.cores_for(rate)]
+    if floors[0] and floors[1]:
+        lines += [
+            "",
+            f"Busy cores at the target: {floors[0] / floors[1]:.1f}x fewer with "
+            f"{found.lever.engine}; deployments: {needs[0][2]} against {needs[1][2]} CPU in "
+            "all (a deployment cannot be smaller than the smallest replica size measured).",
+        ]
     lines += ["", f"Steps of {config.label} serving {_engine_name(found.lever)}:", ""]
     lines += _steps_table(found.lever.config, rate)
     return lines
