@@ -112,15 +112,30 @@ class Measurement:
         return cls(**data)
 
 
+# Locust's open-model arrivals, one series per process that draws them. Since each
+# worker pushes only its own share (and the master none), the run's rate is their sum.
+ARRIVALS_SUMMED = "sum"
+# Runs stored before that (results.json without `arrivals`): the master also pushed the
+# total, so the largest series was the run's.
+ARRIVALS_LARGEST = "max"
+
+
 class WindowReader:
     """Runs the vocabulary's queries over [start, end] for one config and one run."""
 
     def __init__(
-        self, prometheus: QueryApi, scrape_interval_s: float, push_interval_s: float = 1.0
+        self,
+        prometheus: QueryApi,
+        scrape_interval_s: float,
+        push_interval_s: float = 1.0,
+        arrivals: str = ARRIVALS_SUMMED,
     ) -> None:
         self.prometheus = prometheus
         self.scrape = scrape_interval_s
         self.push = push_interval_s
+        # How one run's arrival series add up (ARRIVALS_*): stored runs keep the way they
+        # were read, so their raw answers replay.
+        self.arrivals = arrivals
 
     def _one(self, query: str, at: float, config: str | None = None) -> float | None:
         for sample in self.prometheus.query(query, time=at):
@@ -193,9 +208,9 @@ class WindowReader:
             f"max(max_over_time(locust_cpu_percent{{{run}}}[{w}]))", end
         )
         result.users_max = self._one(f"max(max_over_time(locust_users{{{run}}}[{w}]))", end)
-        # With workers, each pushes its own arrivals and the master pushes their total:
-        # the largest series is the run's (a single process pushes only one).
-        result.offered_rate = self._one(f"max(rate(locust_arrivals_total{{{run}}}[{w}]))", end)
+        result.offered_rate = self._one(
+            f"{self.arrivals}(rate(locust_arrivals_total{{{run}}}[{w}]))", end
+        )
         result.client_all_rps = self._one(f"sum(rate(locust_requests_total{{{run}}}[{w}]))", end)
         cpu_mean = self._one(f"sum(avg_over_time(locust_cpu_percent{{{run}}}[{w}]))", end)
         result.generator_cpu_mean = cpu_mean

@@ -39,7 +39,7 @@ from lab.core import Deployment
 from lab.errors import LabError
 from lab.experiments import judge
 from lab.experiments.loadrun import LocustLauncher, LocustRun
-from lab.experiments.measure import Measurement, WindowReader
+from lab.experiments.measure import ARRIVALS_SUMMED, Measurement, WindowReader
 from lab.experiments.plan import Experiment, Service, window_problem
 from lab.experiments.raw import HostCpu, RecordingPrometheus
 from lab.experiments.report import write_report
@@ -137,6 +137,7 @@ class ExperimentRunner:
                 **machine,
                 "scrape_interval_s": endpoints.scrape_interval_seconds,
                 "push_interval_s": push_interval_s,
+                "arrivals": ARRIVALS_SUMMED,
             },
             started=time.time(),
         )

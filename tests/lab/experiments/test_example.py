@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lab.experiments import consistency
-from lab.experiments.measure import WindowReader
+from lab.experiments.measure import ARRIVALS_LARGEST, WindowReader
 from lab.experiments.raw import HOST_CPU, RAW_DIR, ReplayPrometheus, busy_share
 from lab.experiments.report import write_report
 from lab.experiments.results import load
@@ -37,7 +37,10 @@ def test_every_window_of_the_example_is_measured_again_from_its_raw_series(
     results = load(example)
     machine = results.machine
     reader = WindowReader(
-        ReplayPrometheus(example), machine["scrape_interval_s"], machine["push_interval_s"]
+        ReplayPrometheus(example),
+        machine["scrape_interval_s"],
+        machine["push_interval_s"],
+        machine.get("arrivals", ARRIVALS_LARGEST),
     )
     host = json.loads((example / RAW_DIR / HOST_CPU).read_text())
     samples = [tuple(s) for s in host["samples"]]
