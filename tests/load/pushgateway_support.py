@@ -7,9 +7,10 @@ import os
 import shutil
 import subprocess
 import threading
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -85,57 +86,16 @@ class Snapshot:
 
 
 @dataclass
-class GroupWatcher:
-    """Polls the Pushgateway and keeps each distinct push of one run's group."""
+class RunGroupPoller(ABC):
+    """Polls the Pushgateway every 0.1 s in a thread and hands each of one run's groups to
+    `seen`; a Pushgateway that is down or restarting (some tests do that to it) gives none."""
 
     gateway: Pushgateway
     run_id: str
-    pushes: list[Snapshot] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
-    def __enter__(self) -> GroupWatcher:
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
-
-    def _poll(self) -> None:
-        while not self._stop.is_set():
-            try:
-                groups = self.gateway.groups()
-            except (httpx.HTTPError, ValueError):
-                # Down or restarting: that is what some tests do to it.
-                groups = []
-            for group in groups:
-                if group["labels"].get("run_id") != self.run_id:
-                    continue
-                snapshot = Snapshot(
-                    pushed_at=push_time(group),
-                    requests=metric_sum(group, "locust_requests_total"),
-                    push_failures=metric_sum(group, "locust_push_failures_total"),
-                )
-                if not self.pushes or self.pushes[-1].pushed_at != snapshot.pushed_at:
-                    self.pushes.append(snapshot)
-            self._stop.wait(0.1)
-
-
-@dataclass
-class LastPushes:
-    """Polls the Pushgateway and keeps the last push of each of one run's groups, by
-    instance: what Prometheus scraped last from each Locust process before its group went."""
-
-    gateway: Pushgateway
-    run_id: str
-    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def __enter__(self) -> LastPushes:
+    def __enter__(self) -> Self:
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
         return self
@@ -153,8 +113,39 @@ class LastPushes:
                 groups = []
             for group in groups:
                 if group["labels"].get("run_id") == self.run_id:
-                    self.groups[group["labels"]["instance"]] = group
+                    self.seen(group)
             self._stop.wait(0.1)
+
+    @abstractmethod
+    def seen(self, group: dict[str, Any]) -> None:
+        """One of the run's groups, as the Pushgateway holds it now."""
+
+
+@dataclass
+class GroupWatcher(RunGroupPoller):
+    """Keeps each distinct push of one run's group."""
+
+    pushes: list[Snapshot] = field(default_factory=list)
+
+    def seen(self, group: dict[str, Any]) -> None:
+        snapshot = Snapshot(
+            pushed_at=push_time(group),
+            requests=metric_sum(group, "locust_requests_total"),
+            push_failures=metric_sum(group, "locust_push_failures_total"),
+        )
+        if not self.pushes or self.pushes[-1].pushed_at != snapshot.pushed_at:
+            self.pushes.append(snapshot)
+
+
+@dataclass
+class LastPushes(RunGroupPoller):
+    """Keeps the last push of each of one run's groups, by instance: what Prometheus
+    scraped last from each Locust process before its group went."""
+
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def seen(self, group: dict[str, Any]) -> None:
+        self.groups[group["labels"]["instance"]] = group
 
     def pushing(self, family: str) -> dict[str, float]:
         """The instances whose last push holds `family`, with the sum of its samples."""
