@@ -1,4 +1,4 @@
-"""One contract: both runtimes implement all of it, callers never probe, no import cycle."""
+"""One contract: every runtime implements all of it, callers never probe, no import cycle."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from lab.errors import LabError
 from lab.runtimes.contract import Runtime, UnsupportedError
 from lab.runtimes.docker.runtime import DockerRuntime
-from lab.runtimes.k8s.runtime import K8sRuntime
 from lab.runtimes.docker.settings import DockerSettings
+from lab.runtimes.k8s.runtime import K8sRuntime
 from lab.runtimes.native.runtime import NativeRuntime
 from tests.support import PYTHON, REPO
 
