@@ -13,6 +13,7 @@ from typing import Any
 
 import gevent
 from lab_arrivals import ArrivalClock
+from lab_final_reports import FinalReports
 from lab_options import arrival_rate_at, arrival_schedule, default_run_id
 from lab_prometheus import ProcessCpu, Pusher, RunMetrics, instance_name, role_of
 from lab_tally import LatencyTally
@@ -69,6 +70,7 @@ class LabRun:
         self._sampler: gevent.Greenlet | None = None
         self._finishing: gevent.Greenlet | None = None
         self.arrivals: ArrivalClock | None = None
+        self.final_reports = FinalReports(environment)
         self._run_id_given = "LOCUST_RUN_ID" in os.environ or any(
             arg.startswith("--run-id") for arg in sys.argv
         )
@@ -154,18 +156,20 @@ class LabRun:
         self.stopped = time.time()
         if self.arrivals is not None:
             self.arrivals.stop()
+        # A worker's users have stopped: its last stats go before anything slower.
+        self.final_reports.send()
         if self._sampler is not None:
             self._sampler.kill(block=False)
             self._sampler = None
         if self.pusher is not None:
             pusher, self.pusher = self.pusher, None
-            if self.role == "master":
-                # When a headless run ends, Locust tells the workers to quit only after the
-                # master's test_stop listeners return: lingering here would keep their
-                # users and arrival clocks running past the run. Quitting waits for it.
-                self._finishing = gevent.spawn(pusher.finish)
-            else:
-                pusher.finish()
+            # The final push lingers a scrape interval. Meanwhile a master tells its workers
+            # to quit (Locust does so only after its test_stop listeners return), and a
+            # worker answers the master: both in their own time. Quitting waits for it.
+            self._finishing = gevent.spawn(pusher.finish)
+        if self.role == "master":
+            # Then the workers' last stats, before Locust stops listening to them.
+            self.final_reports.collect()
 
     def quitting(self) -> None:
         runner = self.env.runner

@@ -316,6 +316,9 @@ def test_open_model_with_two_workers_pushes_each_arrival_and_the_offered_rate_on
     # end (4 users on a fast replica): a sum over the groups counts each arrival once.
     assert len(arrivals) == 2 and not [i for i in arrivals if i.endswith("-master")]
     assert requests <= sum(arrivals.values()) <= 1.1 * requests + 4, (arrivals, requests)
+    # The summary holds every request the workers sent, their last ones included: each
+    # worker's final stats reach the master before it stops listening (lab_final_reports).
+    assert sum(pushes.pushing("locust_requests_total").values()) == requests
     # The run's rate comes from the master alone, so sum() and max() both read it.
     assert list(offered) == [i for i in pushes.groups if i.endswith("-master")]
     assert list(offered.values()) == [20.0]
