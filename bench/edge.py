@@ -42,6 +42,8 @@ CONNECTIONS = 128
 # two cores, not of the proxy's protocol (its added headers cost ~0-8 % in our runs).
 REPLICA_CPU = 0
 PROXY_CPU = 1
+WAIT_LEVER_MS = "1"
+WAIT_LEVER = f"API_BATCH_MAX_WAIT_MS={WAIT_LEVER_MS}"
 
 
 @dataclass
@@ -61,6 +63,8 @@ class EdgePoint:
     traefik_cores: float | None
     # Which repetition of this point this is, from 1.
     run: int = 1
+    # The setting a lever point changes (e.g. API_BATCH_MAX_WAIT_MS=1); "" for defaults.
+    lever: str = ""
 
 
 def _cpu_seconds(pids: list[int]) -> float:
@@ -225,9 +229,9 @@ def run_edge(settings: Any, progress: Progress, task: TaskID) -> dict[str, Any]:
     groups: list[dict[str, str]] = []
     points: list[EdgePoint] = []
 
-    def replica(name: str) -> tuple[int, int]:
+    def replica(name: str, **extra: str) -> tuple[int, int]:
         port = _free_port()
-        env = {**api_env, "API_PORT": str(port), "API_REPLICA": name}
+        env = {**api_env, **extra, "API_PORT": str(port), "API_REPLICA": name}
         command = [str(VENV_BIN / "python"), "-m", "api"]
         if plan.enabled:
             group = cgroups.create(plan, name, cpus, None)
@@ -247,7 +251,7 @@ def run_edge(settings: Any, progress: Progress, task: TaskID) -> dict[str, Any]:
             traefik.wait_serving([first_port])
             # The same replica direct and through Traefik, alternating, so that a change
             # in the host's load lands on both sides of each ratio.
-            for repeat in range(1, settings.repeats + 1):
+            for repeat in range(1, settings.edge_repeats + 1):
                 for name, port, proxy in (
                     ("1 replica, direct", first_port, None),
                     ("1 replica through Traefik", traefik.port, traefik),
@@ -274,6 +278,25 @@ def run_edge(settings: Any, progress: Progress, task: TaskID) -> dict[str, Any]:
                 )
             )
             progress.advance(task)
+            # The lever: the batcher waits up to 1 ms for more rows once a batch has
+            # started. Through the proxy requests arrive spread out, so batches are smaller
+            # than direct; this shows what waiting for them buys on each side.
+            stop_server(processes.pop())
+            stop_server(processes.pop())
+            wait_port, wait_pid = replica("edge-wait", API_BATCH_MAX_WAIT_MS=WAIT_LEVER_MS)
+            traefik.route([wait_port])
+            traefik.wait_serving([wait_port])
+            for name, port, proxy in (
+                ("1 replica, direct", wait_port, None),
+                ("1 replica through Traefik", traefik.port, traefik),
+            ):
+                progress.update(task, description=f"edge: {name}, {WAIT_LEVER}")
+                point = _measure(
+                    name, port, [wait_pid], proxy, settings.seconds, settings.warmup_seconds
+                )
+                point.lever = WAIT_LEVER
+                points.append(point)
+                progress.advance(task)
         finally:
             traefik.stop()
             for process in processes:
@@ -289,14 +312,18 @@ def summarize_edge(
 ) -> dict[str, Any]:
     """The edge results: every point, the efficiency through Traefik (median of the paired
     runs, and each run's) and the scaling from one replica to two."""
-    direct = [p for p in points if p.replicas == 1 and not p.through_traefik]
-    one = [p for p in points if p.replicas == 1 and p.through_traefik]
-    two = [p for p in points if p.replicas == 2]
-    ratios = [
-        t.rps_per_replica_core / d.rps_per_replica_core
-        for d, t in zip(direct, one, strict=True)
-        if d.rps_per_replica_core
-    ]
+    defaults = [p for p in points if not p.lever]
+    direct = [p for p in defaults if p.replicas == 1 and not p.through_traefik]
+    one = [p for p in defaults if p.replicas == 1 and p.through_traefik]
+    two = [p for p in defaults if p.replicas == 2]
+    ratios = _paired_ratios(direct, one)
+    levers = {}
+    for lever in dict.fromkeys(p.lever for p in points if p.lever):
+        pair = [p for p in points if p.lever == lever]
+        lever_ratios = _paired_ratios(
+            [p for p in pair if not p.through_traefik], [p for p in pair if p.through_traefik]
+        )
+        levers[lever] = round(statistics.median(lever_ratios), 3) if lever_ratios else None
     one_rps = statistics.median(p.rps for p in one) if one else 0.0
     return {
         "placement": placement,
@@ -306,7 +333,17 @@ def summarize_edge(
         "efficiency": round(statistics.median(ratios), 3) if ratios else None,
         "efficiency_runs": [round(r, 3) for r in ratios],
         "scaling_1_to_2": round(two[0].rps / one_rps, 3) if two and one_rps else None,
+        # Through Traefik vs direct per replica core with a lever set (one pair each).
+        "lever_efficiency": levers,
     }
+
+
+def _paired_ratios(direct: list[EdgePoint], proxied: list[EdgePoint]) -> list[float]:
+    return [
+        t.rps_per_replica_core / d.rps_per_replica_core
+        for d, t in zip(direct, proxied, strict=True)
+        if d.rps_per_replica_core
+    ]
 
 
 def edge_markdown(edge: dict[str, Any]) -> list[str]:
@@ -324,8 +361,9 @@ def edge_markdown(edge: dict[str, Any]) -> list[str]:
             if p["through_traefik"]
             else "- | -"
         )
+        name = f"{p['name']}, {p['lever']}" if p.get("lever") else p["name"]
         lines.append(
-            f"| {p['name']} | {p.get('run', 1)} | {p['rps']:,.0f} | {p['p50_ms']:.2f} ms | "
+            f"| {name} | {p.get('run', 1)} | {p['rps']:,.0f} | {p['p50_ms']:.2f} ms | "
             f"{p['p99_ms']:.2f} ms | "
             f"{p['errors']} | {p['replica_cores']:.2f} | {p['rps_per_replica_core']:,.0f} | "
             f"{traefik} |"
@@ -338,4 +376,10 @@ def edge_markdown(edge: dict[str, Any]) -> list[str]:
             "requests/s per core it serves direct; two replicas serve "
             f"**{edge['scaling_1_to_2']:.2f}x** what one serves through Traefik.",
         ]
+    for lever, ratio in (edge.get("lever_efficiency") or {}).items():
+        if ratio is not None:
+            lines.append(
+                f"With {lever} (one pair) the replica serves {ratio:.0%} through Traefik of "
+                "what it serves direct, per core."
+            )
     return lines

@@ -138,3 +138,25 @@ def test_edge_efficiency_is_the_median_of_paired_runs_per_replica_core() -> None
     text = "\n".join(edge_markdown(edge))
     assert "**90%** (median; runs: 90%, 100%, 70%)" in text
     assert "**2.12x**" in text
+
+
+def test_a_lever_pair_is_reported_apart_and_never_counts_towards_the_goal() -> None:
+    lever = "API_BATCH_MAX_WAIT_MS=1"
+    waiting = [edge_point(1, False, 2400, 0.25), edge_point(1, True, 2280, 0.25)]
+    for point in waiting:
+        point.lever = lever
+    points = [
+        edge_point(1, False, 2000, 0.25),
+        edge_point(1, True, 1600, 0.25),
+        edge_point(2, True, 3200, 0.5),
+        *waiting,
+    ]
+
+    edge = summarize_edge(points, "replicas on CPU 0", 0.25)
+
+    assert edge["efficiency_runs"] == [0.8]
+    assert edge["scaling_1_to_2"] == 2.0
+    assert edge["lever_efficiency"] == {lever: 0.95}
+    text = "\n".join(edge_markdown(edge))
+    assert f"| 1 through Traefik, {lever} | 1 | 2,280 |" in text
+    assert f"With {lever} (one pair) the replica serves 95% through Traefik" in text
