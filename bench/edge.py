@@ -12,7 +12,8 @@ BENCH_EDGE_REPLICA_CPUS (0.25 by default), the mechanism Docker and the native r
 use, so two replicas fit one core; Traefik and wrk share the other. "A replica core" is
 the CPU the replicas actually used, read from their processes before and after each
 point. Where cgroups cannot be made (not root), replicas run without a quota and two of
-them share CPU 0, and the results say so.
+them share CPU 0, and the results say so. A last pair, direct and through Traefik, runs a
+replica with API_BATCH_MAX_WAIT_MS=1: a lever reported apart, never part of the goal.
 """
 
 from __future__ import annotations
