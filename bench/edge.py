@@ -243,6 +243,18 @@ def run_edge(settings: Any, progress: Progress, task: TaskID) -> dict[str, Any]:
         processes.append(start_server(command, port, REPLICA_CPU, env))
         return port, processes[-1].pid
 
+    def pair(port: int, pid: int, run: int, lever: str = "") -> None:
+        """One replica measured direct, then through Traefik (routed to it alone)."""
+        for name, target, proxy in (
+            ("1 replica, direct", port, None),
+            ("1 replica through Traefik", traefik.port, traefik),
+        ):
+            progress.update(task, description=f"edge: {name} {lever}".rstrip())
+            point = _measure(name, target, [pid], proxy, settings.seconds, settings.warmup_seconds)
+            point.run, point.lever = run, lever
+            points.append(point)
+            progress.advance(task)
+
     with tempfile.TemporaryDirectory(prefix="bench-edge-") as work:
         traefik = Traefik(Path(work), PROXY_CPU)
         try:
@@ -253,17 +265,7 @@ def run_edge(settings: Any, progress: Progress, task: TaskID) -> dict[str, Any]:
             # The same replica direct and through Traefik, alternating, so that a change
             # in the host's load lands on both sides of each ratio.
             for repeat in range(1, settings.edge_repeats + 1):
-                for name, port, proxy in (
-                    ("1 replica, direct", first_port, None),
-                    ("1 replica through Traefik", traefik.port, traefik),
-                ):
-                    progress.update(task, description=f"edge: {name}")
-                    point = _measure(
-                        name, port, [first_pid], proxy, settings.seconds, settings.warmup_seconds
-                    )
-                    point.run = repeat
-                    points.append(point)
-                    progress.advance(task)
+                pair(first_port, first_pid, repeat)
             second_port, second_pid = replica("edge-2")
             traefik.route([first_port, second_port])
             traefik.wait_serving([first_port, second_port])
@@ -287,17 +289,7 @@ def run_edge(settings: Any, progress: Progress, task: TaskID) -> dict[str, Any]:
             wait_port, wait_pid = replica("edge-wait", API_BATCH_MAX_WAIT_MS=WAIT_LEVER_MS)
             traefik.route([wait_port])
             traefik.wait_serving([wait_port])
-            for name, port, proxy in (
-                ("1 replica, direct", wait_port, None),
-                ("1 replica through Traefik", traefik.port, traefik),
-            ):
-                progress.update(task, description=f"edge: {name}, {WAIT_LEVER}")
-                point = _measure(
-                    name, port, [wait_pid], proxy, settings.seconds, settings.warmup_seconds
-                )
-                point.lever = WAIT_LEVER
-                points.append(point)
-                progress.advance(task)
+            pair(wait_port, wait_pid, 1, WAIT_LEVER)
         finally:
             traefik.stop()
             for process in processes:
