@@ -3,7 +3,8 @@
 When one host cannot generate the load (one Locust process saturates about one core;
 deploy/k8s/README.md quotes the measured rate per worker), more hosts join the run:
 `make load WORKERS=n` on the stack's host starts the master (web UI) and n local
-workers; on every other host with the lab installed
+workers; the master listens for more where the stack listens (LAB_HOST, which must then
+be an address the other hosts reach); on every other host with the lab installed
 
     LOCUST_MASTER_HOST=10.0.0.5 WORKERS=4 .venv/bin/python -m lab.loadworkers
 
@@ -55,7 +56,7 @@ def worker_command(settings: WorkerSettings) -> list[str]:
     if not host:
         raise LabError(
             "LOCUST_MASTER_HOST is not set: give the address of the host running `make load` "
-            "(its Locust master listens on port 5557 for workers)"
+            "(its Locust master listens on port 5557 of that host's LAB_HOST for workers)"
         )
     command = [LOCUST, "--config", str(LOCUST_CONF), "--worker"]
     command += ["--master-host", host, "--master-port", str(settings.master_port)]

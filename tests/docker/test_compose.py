@@ -25,8 +25,8 @@ from tests.docker.compose_file import (
 from tests.support import REPO
 
 # The ports a user sees (DESIGN.md): API via Traefik, Traefik's dashboard and metrics,
-# Prometheus, Pushgateway, Grafana, Locust's UI.
-DOCUMENTED_PORTS = {8000, 8080, 9090, 9091, 3000, 8089}
+# Prometheus, Pushgateway, Grafana, Locust's UI and its master's port for workers.
+DOCUMENTED_PORTS = {8000, 8080, 9090, 9091, 3000, 8089, 5557}
 # Host paths outside the repository that containers may read: the Docker socket (the
 # socket proxy's), and what cAdvisor documents for reading cgroups, less /var/run.
 HOST_PATHS = {"/var/run/docker.sock", "/", "/sys", "/var/lib/docker", "/dev/disk"}

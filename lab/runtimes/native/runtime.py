@@ -3,6 +3,7 @@ command line and the experiments expect."""
 
 from __future__ import annotations
 
+import os
 import signal
 
 from rich.console import Console
@@ -168,6 +169,11 @@ class NativeRuntime(Runtime):
             "LOCUST_SCRAPE_INTERVAL": f"{endpoints.scrape_interval_seconds:g}",
             # Sampled client spans, beside the replicas' (lab/traces.py).
             "LAB_TRACES_DIR": str(self.settings.run_dir / "traces"),
+            # With WORKERS the master listens for workers where the stack listens (LAB_HOST),
+            # not on every interface, unless LOCUST_MASTER_BIND_HOST says otherwise.
+            "LOCUST_MASTER_BIND_HOST": os.environ.get(
+                "LOCUST_MASTER_BIND_HOST", self.settings.host
+            ),
         }
         code = run_attached(command, env=env, cwd=REPO)
         # Ctrl-C is how a web UI session ends, not a failure.

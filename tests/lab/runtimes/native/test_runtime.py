@@ -48,3 +48,29 @@ def test_the_runtime_the_stack_and_its_run_files_share_one_settings_object(
     assert runtime.stack.files.settings is runtime.settings
     assert runtime.configured().label == "r2-c1.0-m1g"
     assert runtime.endpoints().api == "http://127.0.0.1:8000"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"), [(None, "127.0.0.1"), ("0.0.0.0", "0.0.0.0")], ids=["lab-host", "given"]
+)
+def test_locust_master_listens_for_workers_where_the_stack_listens(
+    runtime: NativeRuntime, monkeypatch: pytest.MonkeyPatch, given: str | None, expected: str
+) -> None:
+    calls: list[tuple[list[str], dict[str, str]]] = []
+
+    def attached(command: list[str], env: dict[str, str], cwd: Path) -> int:
+        calls.append((command, env))
+        return 0
+
+    if given is None:
+        monkeypatch.delenv("LOCUST_MASTER_BIND_HOST", raising=False)
+    else:
+        monkeypatch.setenv("LOCUST_MASTER_BIND_HOST", given)
+    monkeypatch.setattr(runtime, "require_running", lambda: None)
+    monkeypatch.setattr("lab.runtimes.native.runtime.run_attached", attached)
+
+    assert runtime.load(LoadOptions(workers=3, headless=True)) == 0
+
+    ((command, env),) = calls
+    assert command[command.index("--processes") + 1] == "3"
+    assert env["LOCUST_MASTER_BIND_HOST"] == expected
