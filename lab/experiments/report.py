@@ -177,6 +177,21 @@ def _smallest(results: ExperimentResults) -> list[str]:
             f"{_margin(best, rate)} (knee {_knee_text(best)} requests/s)."
         )
         key = (total_cpus(best), consistency.total_memory(best), best.replicas)
+        tied = [
+            c.label
+            for c in results.configs
+            if c is not best
+            and c.meets_target
+            and consistency.target_trusted(c, results)
+            and (total_cpus(c), consistency.total_memory(c)) == key[:2]
+        ]
+        if tied:
+            lines.append(
+                f"Tied on resources: {', '.join(tied)} also sustain{'s' if len(tied) == 1 else ''} "
+                "the target with the same CPU and memory in all; the tie goes to fewer "
+                "replicas. Compare their margins and P95 in the table: more replicas also "
+                "survive the loss of one (question 4)."
+            )
         unsure = [
             c.label
             for c in results.configs

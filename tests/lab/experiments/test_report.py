@@ -19,6 +19,9 @@ def test_report_answers_from_the_open_model_with_its_margin(tmp_path: Path) -> N
 
     assert "**Answer: r1-c1.0-m1g**" in text
     assert "margin 1.50 (knee 75 requests/s)" in text
+    # 2 x 0.5 CPU x 512m holds as much CPU and memory: the tie is said, and how it broke.
+    assert "Tied on resources: r2-c0.5-m512m also sustains the target" in text
+    assert "the tie goes to fewer replicas" in text
     assert "| r1-c0.5-m512m | 25 | 0.50 | 37.5/s |" in text
     assert "| 50 (target) | 50.0 | 40.0 | 80% |" in text
     assert "All " in text and "checks hold" in text
@@ -91,6 +94,7 @@ def test_an_untrusted_target_step_is_not_the_answer_and_says_why() -> None:
 
     assert "**Answer: r2-c0.5-m512m**" in text
     assert "Smaller, but untrusted at the target: r1-c1.0-m1g" in text
+    assert "Tied on resources" not in text
     assert "load generator saturated (99% CPU)" in text
     assert "(in 3 of 3 windows)" in text
     assert "| r1-c1.0-m1g | 50/s | generator-saturated | yes |" in text
