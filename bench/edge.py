@@ -66,6 +66,9 @@ class EdgePoint:
     run: int = 1
     # The setting a lever point changes (e.g. API_BATCH_MAX_WAIT_MS=1); "" for defaults.
     lever: str = ""
+    # Mean rows per model call during the point, from the replicas' model_batch_size
+    # histograms: what the micro-batcher merged (None when the replicas were not read).
+    rows_per_call: float | None = None
 
 
 def _cpu_seconds(pids: list[int]) -> float:
@@ -74,6 +77,19 @@ def _cpu_seconds(pids: list[int]) -> float:
         times = psutil.Process(pid).cpu_times()
         total += times.user + times.system
     return total
+
+
+def _batch_totals(ports: list[int]) -> tuple[float, float]:
+    """Rows and model calls so far, summed over the replicas' model_batch_size."""
+    rows = calls = 0.0
+    for port in ports:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        for line in text.splitlines():
+            if line.startswith("model_batch_size_sum"):
+                rows += float(line.rsplit(" ", 1)[1])
+            elif line.startswith("model_batch_size_count"):
+                calls += float(line.rsplit(" ", 1)[1])
+    return rows, calls
 
 
 def _free_port() -> int:
@@ -168,23 +184,28 @@ class Traefik:
 def _measure(
     name: str,
     port: int,
-    replicas: list[int],
+    replicas: list[tuple[int, int]],
     traefik: Traefik | None,
     seconds: int,
     warmup: int,
 ) -> EdgePoint:
+    """One point: wrk on `port`; `replicas` are the (port, pid) of those serving it."""
     from bench.serving import errors_of, wrk
 
     if warmup:
         wrk(port, CONNECTIONS, warmup, cpu=PROXY_CPU)
-    pids = list(replicas)
+    ports = [replica_port for replica_port, _ in replicas]
+    pids = [pid for _, pid in replicas]
     traefik_pid = traefik.process.pid if traefik is not None and traefik.process else None
+    rows_before, calls_before = _batch_totals(ports)
     started = time.monotonic()
     replica_before = _cpu_seconds(pids)
     traefik_before = _cpu_seconds([traefik_pid]) if traefik_pid else 0.0
     data, _ = wrk(port, CONNECTIONS, seconds, cpu=PROXY_CPU)
     elapsed = time.monotonic() - started
     replica_cores = (_cpu_seconds(pids) - replica_before) / elapsed
+    rows_after, calls_after = _batch_totals(ports)
+    calls = calls_after - calls_before
     traefik_cpu = (_cpu_seconds([traefik_pid]) - traefik_before) if traefik_pid else None
     answered = data["requests"]
     rps = answered / (data["duration_us"] / 1e6)
@@ -204,6 +225,7 @@ def _measure(
             else None
         ),
         traefik_cores=round(traefik_cpu / elapsed, 3) if traefik_cpu is not None else None,
+        rows_per_call=round((rows_after - rows_before) / calls, 1) if calls else None,
     )
 
 
@@ -250,7 +272,9 @@ def run_edge(settings: Any, progress: Progress, task: TaskID) -> dict[str, Any]:
             ("1 replica through Traefik", traefik.port, traefik),
         ):
             progress.update(task, description=f"edge: {name} {lever}".rstrip())
-            point = _measure(name, target, [pid], proxy, settings.seconds, settings.warmup_seconds)
+            point = _measure(
+                name, target, [(port, pid)], proxy, settings.seconds, settings.warmup_seconds
+            )
             point.run, point.lever = run, lever
             points.append(point)
             progress.advance(task)
@@ -274,7 +298,7 @@ def run_edge(settings: Any, progress: Progress, task: TaskID) -> dict[str, Any]:
                 _measure(
                     "2 replicas through Traefik",
                     traefik.port,
-                    [first_pid, second_pid],
+                    [(first_port, first_pid), (second_port, second_pid)],
                     traefik,
                     settings.seconds,
                     settings.warmup_seconds,
@@ -345,8 +369,9 @@ def edge_markdown(edge: dict[str, Any]) -> list[str]:
         f"Through Traefik ({edge['connections']} connections; {edge['placement']}):",
         "",
         "| point | run | requests/s | P50 | P99 | errors | replica cores used | requests/s "
-        "per replica core | Traefik cores | Traefik CPU s per 1,000 requests |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "per replica core | rows per model call | Traefik cores | Traefik CPU s per 1,000 "
+        "requests |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for p in edge["points"]:
         traefik = (
@@ -355,11 +380,12 @@ def edge_markdown(edge: dict[str, Any]) -> list[str]:
             else "- | -"
         )
         name = f"{p['name']}, {p['lever']}" if p.get("lever") else p["name"]
+        rows = "-" if p.get("rows_per_call") is None else f"{p['rows_per_call']:.1f}"
         lines.append(
             f"| {name} | {p.get('run', 1)} | {p['rps']:,.0f} | {p['p50_ms']:.2f} ms | "
             f"{p['p99_ms']:.2f} ms | "
             f"{p['errors']} | {p['replica_cores']:.2f} | {p['rps_per_replica_core']:,.0f} | "
-            f"{traefik} |"
+            f"{rows} | {traefik} |"
         )
     if edge.get("efficiency") is not None:
         lines += [
