@@ -33,8 +33,8 @@ pytestmark = pytest.mark.slow
 
 ARTEFACTS = REPO / ".run" / "test-artifacts"
 USERS = 12
-RUN_SECONDS = 16
-KILL_AFTER_SECONDS = 5
+RUN_SECONDS = 12
+KILL_AFTER_SECONDS = 4
 RECOVERY_TIMEOUT = 60.0
 # Predictions (single and batch) the replicas answered 200, and those Locust saw succeed.
 SERVED = 'http_requests_total{job="api", handler=~"/predict.*", status="200"}'
