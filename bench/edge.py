@@ -34,6 +34,8 @@ from rich.progress import Progress, TaskID
 from bench.common import VENV_BIN, start_server, stop_server
 from lab.core import REPO
 from lab.runtimes.native import cgroups
+from lab.runtimes.native.configs import traefik_static
+from lab.runtimes.native.settings import NativeSettings
 
 # The connections wrk keeps open, as at the top of the serving benchmark.
 CONNECTIONS = 128
@@ -107,10 +109,9 @@ class Traefik:
         self.admin_port = _free_port()
         dynamic = work / "dynamic"
         dynamic.mkdir(parents=True)
-        static = yaml.safe_load((REPO / "traefik" / "traefik.yml").read_text())
-        static["entryPoints"]["web"]["address"] = f"127.0.0.1:{self.port}"
-        static["entryPoints"]["traefik"]["address"] = f"127.0.0.1:{self.admin_port}"
-        static["providers"] = {"file": {"directory": str(dynamic), "watch": True}}
+        # The static configuration exactly as the native runtime writes it.
+        native = NativeSettings(host="127.0.0.1", web_port=self.port, traefik_port=self.admin_port)
+        static = traefik_static(native, dynamic)
         (work / "traefik.yml").write_text(yaml.safe_dump(static))
         (dynamic / "shared.yml").write_text(
             (REPO / "traefik" / "dynamic" / "shared.yml").read_text()

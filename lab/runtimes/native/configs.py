@@ -141,6 +141,8 @@ def traefik_static(settings: NativeSettings, dynamic_dir: Path) -> dict[str, Any
     static["entryPoints"]["web"]["address"] = f"{settings.host}:{settings.web_port}"
     static["entryPoints"]["traefik"]["address"] = f"{settings.host}:{settings.traefik_port}"
     static["providers"] = {"file": {"directory": str(dynamic_dir), "watch": True}}
+    # Its spans go to the Docker runtime's collector; natively nothing receives OTLP.
+    static.pop("tracing", None)
     return static
 
 
