@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,13 +28,28 @@ class OtlpReceiver:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                body = self._body()
                 request = ExportTraceServiceRequest()
                 request.ParseFromString(body)
                 receiver._add(request)
                 self.send_response(200)
                 self.send_header("content-type", "application/x-protobuf")
                 self.end_headers()
+
+            def _body(self) -> bytes:
+                # Python's exporter sends a plain body; Go's (Traefik's) gzips it in chunks.
+                if self.headers.get("transfer-encoding") == "chunked":
+                    chunks = []
+                    while size := int(self.rfile.readline().split(b";")[0].strip(), 16):
+                        chunks.append(self.rfile.read(size))
+                        self.rfile.readline()
+                    self.rfile.readline()
+                    body = b"".join(chunks)
+                else:
+                    body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                if self.headers.get("content-encoding") == "gzip":
+                    body = gzip.decompress(body)
+                return body
 
             def log_message(self, *_: object) -> None:
                 return

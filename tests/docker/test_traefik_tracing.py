@@ -7,12 +7,12 @@ compose collector; the native launcher drops the section (nothing receives OTLP 
 
 from __future__ import annotations
 
-import gzip
 import secrets
 import subprocess
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,6 +26,7 @@ from lab.runtimes.native.configs import TRAEFIK_DIR, traefik_static
 from lab.runtimes.native.processes import find_binary
 from lab.runtimes.native.settings import NativeSettings
 from tests.docker.compose_file import TEST_ENV, load_compose
+from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 from tests.support import REPO, free_port, stop_process, wait_until
 
 SHARED = yaml.safe_load((TRAEFIK_DIR / "traefik.yml").read_text())
@@ -56,59 +57,25 @@ def test_the_native_launcher_drops_tracing(tmp_path: Path) -> None:
     assert "tracing" in SHARED
 
 
-class _Recorder(BaseHTTPRequestHandler):
-    """Answers 200 to everything; keeps the path and body of each POST."""
+@pytest.fixture
+def backend(tmp_path: Path) -> Iterator[int]:
+    """A stand-in replica: any GET answers 200 (a listing of an empty folder)."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    handler = partial(QuietFiles, directory=str(folder))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
 
-    received: list[tuple[str, bytes]]
 
-    def do_GET(self) -> None:
-        self._answer(b'{"ok": true}')
-
-    def do_POST(self) -> None:
-        # Traefik's exporter sends its protobuf gzipped, in chunks.
-        if self.headers.get("Transfer-Encoding") == "chunked":
-            body = self._read_chunks()
-        else:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.headers.get("Content-Encoding") == "gzip":
-            body = gzip.decompress(body)
-        self.received.append((self.path, body))
-        self._answer(b"")
-
-    def _read_chunks(self) -> bytes:
-        chunks = []
-        while size := int(self.rfile.readline().split(b";")[0].strip(), 16):
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline()
-        self.rfile.readline()
-        return b"".join(chunks)
-
-    def _answer(self, body: bytes) -> None:
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
+class QuietFiles(SimpleHTTPRequestHandler):
     def log_message(self, *_: Any) -> None:
         pass
 
 
-@pytest.fixture
-def recorder() -> Iterator[tuple[ThreadingHTTPServer, list[tuple[str, bytes]]]]:
-    received: list[tuple[str, bytes]] = []
-    handler = type("Handler", (_Recorder,), {"received": received})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server, received
-    server.shutdown()
-
-
 @pytest.mark.slow
-def test_real_traefik_exports_a_span_of_a_sampled_request(
-    tmp_path: Path, recorder: tuple[ThreadingHTTPServer, list[tuple[str, bytes]]]
-) -> None:
-    server, received = recorder
-    port = server.server_address[1]
+def test_real_traefik_exports_a_span_of_a_sampled_request(tmp_path: Path, backend: int) -> None:
     native = NativeSettings(
         run_dir=tmp_path / "run", web_port=free_port(), traefik_port=free_port()
     )
@@ -116,9 +83,10 @@ def test_real_traefik_exports_a_span_of_a_sampled_request(
     dynamic.mkdir()
     static = traefik_static(native, dynamic)
     # The shared section as it is, but for where the collector listens.
+    collector = OtlpReceiver()
     static["tracing"] = {
         **SHARED["tracing"],
-        "otlp": {"http": {"endpoint": f"http://127.0.0.1:{port}/v1/traces"}},
+        "otlp": {"http": {"endpoint": f"{collector.endpoint}/v1/traces"}},
     }
     (tmp_path / "traefik.yml").write_text(yaml.safe_dump(static))
     route = {
@@ -127,7 +95,7 @@ def test_real_traefik_exports_a_span_of_a_sampled_request(
                 "all": {"entryPoints": ["web"], "rule": "PathPrefix(`/`)", "service": "stub"}
             },
             "services": {
-                "stub": {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{port}"}]}}
+                "stub": {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{backend}"}]}}
             },
         }
     }
@@ -137,24 +105,30 @@ def test_real_traefik_exports_a_span_of_a_sampled_request(
     traefik = subprocess.Popen(
         [binary, f"--configFile={tmp_path / 'traefik.yml'}"], stdout=log, stderr=subprocess.STDOUT
     )
-    try:
-        url = f"http://127.0.0.1:{native.web_port}/predict"
-        wait_until(lambda: _answers(url), timeout=30, what="Traefik routing to the stub")
-        trace_id = secrets.token_hex(16)
-        parent = f"00-{trace_id}-{secrets.token_hex(8)}-01"
-        assert httpx.get(url, headers={"traceparent": parent}, timeout=5).status_code == 200
+    with collector:
+        try:
+            url = f"http://127.0.0.1:{native.web_port}/"
+            wait_until(lambda: _answers(url), timeout=30, what="Traefik routing to the stub")
+            trace_id, parent_id = secrets.token_hex(16), secrets.token_hex(8)
+            parent = f"00-{trace_id}-{parent_id}-01"
+            assert httpx.get(url, headers={"traceparent": parent}, timeout=5).status_code == 200
 
-        # The SDK's batch processor sends within a few seconds.
-        wait_until(
-            lambda: any(
-                bytes.fromhex(trace_id) in body for path, body in received if path == "/v1/traces"
-            ),
-            timeout=30,
-            what="Traefik's span of the sampled request at the collector",
-        )
-    finally:
-        stop_process(traefik)
-        log.close()
+            # The SDK's batch processor sends within a few seconds.
+            def traefik_spans() -> list[ReceivedSpan]:
+                return [s for s in collector.snapshot() if s.trace_id == trace_id]
+
+            wait_until(
+                lambda: bool(traefik_spans()),
+                timeout=30,
+                what="Traefik's span of the sampled request at the collector",
+            )
+        finally:
+            stop_process(traefik)
+            log.close()
+    spans = traefik_spans()
+    assert {s.service for s in spans} == {"traefik"}
+    # It continues the client's trace: its first span is a child of the client's.
+    assert parent_id in {s.parent_span_id for s in spans}
 
 
 def _answers(url: str) -> bool:
